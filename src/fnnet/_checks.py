@@ -1,0 +1,71 @@
+"""Validation helpers that build fnnet's error messages (private).
+
+Every message follows one template: ``<where>: `<argument>` must <rule>, got <value>.``
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def is_traced(x: Any) -> bool:
+    """True when `x` is abstract (inside `jit`, `grad` or `vmap`), so its values are unknown."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def positive_int(where: str, name: str, value: Any) -> int:
+    """Returns `value` if it is an int > 0 (bools excluded), else raises."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise ValueError(f"{where}: `{name}` must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def real_number(where: str, name: str, value: Any, rule: str) -> float:
+    """Returns `value` as a float if it is a finite real number, else raises with `rule`."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{where}: `{name}` must be {rule}, got {value!r}.")
+    return float(value)
+
+
+def non_negative(where: str, name: str, value: Any) -> float:
+    """Returns `value` if it is a finite real number >= 0, else raises."""
+    value_ = real_number(where, name, value, "a finite number >= 0")
+    if value_ < 0:
+        raise ValueError(f"{where}: `{name}` must be a finite number >= 0, got {value!r}.")
+    return value_
+
+
+def positive(where: str, name: str, value: Any) -> float:
+    """Returns `value` if it is a finite real number > 0, else raises."""
+    value_ = real_number(where, name, value, "a finite number > 0")
+    if value_ <= 0:
+        raise ValueError(f"{where}: `{name}` must be a finite number > 0, got {value!r}.")
+    return value_
+
+
+def unit_interval(where: str, name: str, value: Any) -> float:
+    """Returns `value` if it lies in [0, 1), else raises."""
+    value_ = real_number(where, name, value, "a number in [0, 1)")
+    if not 0.0 <= value_ < 1.0:
+        raise ValueError(f"{where}: `{name}` must be a number in [0, 1), got {value!r}.")
+    return value_
+
+
+def one_of(where: str, name: str, value: Any, allowed: tuple) -> Any:
+    """Returns `value` if it is one of `allowed`, else raises listing them."""
+    if value not in allowed:
+        listed = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{where}: `{name}` must be one of {listed}; got {value!r}.")
+    return value
+
+
+def shape_str(x: Any) -> str:
+    """`shape (2, 3) float32` for arrays, the type name otherwise; for error messages."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"shape {tuple(x.shape)} {x.dtype}"
+    return type(x).__name__

@@ -1,0 +1,77 @@
+"""Element-wise activation functions, stable for large |x| in value and gradient.
+
+Each takes an array of any shape and returns an array of the same shape and dtype. `softmax` and
+`log_softmax` normalise over `axis` (the last by default). Relu's gradient at 0 is 0, as in
+PyTorch; `gelu` is the exact erf form by default (PyTorch's `nn.GELU()`), the tanh approximation
+with `approximate=True`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from fnnet.typing import Array, ArrayLike
+
+__all__ = [
+    "elu",
+    "gelu",
+    "leaky_relu",
+    "log_softmax",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
+]
+
+
+def sigmoid(x: ArrayLike) -> Array:
+    """``1 / (1 + exp(-x))``, computed without overflow."""
+    return jax.nn.sigmoid(x)
+
+
+def relu(x: ArrayLike) -> Array:
+    """``max(x, 0)``; the gradient at 0 is 0."""
+    return jax.nn.relu(x)
+
+
+def tanh(x: ArrayLike) -> Array:
+    """Hyperbolic tangent."""
+    return jnp.tanh(x)
+
+
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> Array:
+    """``x`` for ``x >= 0``, ``negative_slope * x`` below."""
+    return jax.nn.leaky_relu(x, negative_slope)
+
+
+def elu(x: ArrayLike, alpha: float = 1.0) -> Array:
+    """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below (no overflow for large x)."""
+    return jax.nn.elu(x, alpha)
+
+
+def gelu(x: ArrayLike, approximate: bool = False) -> Array:
+    """``x * Phi(x)`` with Phi the standard normal CDF; tanh approximation if `approximate`."""
+    return jax.nn.gelu(x, approximate=approximate)
+
+
+def silu(x: ArrayLike) -> Array:
+    """``x * sigmoid(x)`` (also called swish)."""
+    return jax.nn.silu(x)
+
+
+def softplus(x: ArrayLike) -> Array:
+    """``log(1 + exp(x))``, computed as ``logaddexp(x, 0)``."""
+    return jax.nn.softplus(x)
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> Array:
+    """``exp(x) / sum(exp(x))`` over `axis`, shifted by the maximum for stability."""
+    return jax.nn.softmax(x, axis=axis)
+
+
+def log_softmax(x: ArrayLike, axis: int = -1) -> Array:
+    """``x - logsumexp(x)`` over `axis`."""
+    return jax.nn.log_softmax(x, axis=axis)

@@ -1,0 +1,104 @@
+"""The Layer type and the shape inference that combinators share (private).
+
+A layer is ``Layer(init, apply)``:
+
+    params, state = layer.init(key, input_shape)       # input_shape excludes the batch axis
+    outputs, state = layer.apply(params, state, inputs, *, key=None, train=False)
+
+`init` only needs the input shape; combinators find each layer's output shape by tracing its
+`apply` abstractly (`jax.eval_shape`, no FLOPs) on a batch of one.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+
+from fnnet.typing import Params, PRNGKey, State
+
+InitFn = Callable[[PRNGKey, Any], tuple[Params, State]]
+ApplyFn = Callable[..., tuple[Any, State]]
+
+_INTEGER_INPUTS = "_fnnet_integer_inputs"
+
+
+class Layer(NamedTuple):
+    """A pair of pure functions ``init(key, input_shape)`` and ``apply(params, state, inputs)``."""
+
+    init: InitFn
+    apply: ApplyFn
+
+
+def integer_inputs(apply: ApplyFn) -> ApplyFn:
+    """Marks `apply` as consuming integer inputs (token ids), for shape inference."""
+    setattr(apply, _INTEGER_INPUTS, True)
+    return apply
+
+
+def takes_integers(layer: Layer) -> bool:
+    return getattr(layer.apply, _INTEGER_INPUTS, False)
+
+
+def is_shape(x: Any) -> bool:
+    """True for a shape: a tuple of ints (possibly empty)."""
+    return isinstance(x, tuple) and all(isinstance(d, int) for d in x)
+
+
+def check_input_shape(where: str, input_shape: Any) -> None:
+    """Raises unless `input_shape` is a shape or a tuple/list of shapes (for multi-input layers)."""
+    leaves = jax.tree.leaves(input_shape, is_leaf=is_shape)
+    if not leaves or not all(is_shape(leaf) for leaf in leaves):
+        raise TypeError(
+            f"{where}: `input_shape` must be a tuple of ints without the batch axis, e.g. (64,) "
+            f"or (8, 8, 1), got {input_shape!r}."
+        )
+
+
+def batch_of_one(input_shape: Any, dtype: Any) -> Any:
+    """Abstract inputs with a batch axis of 1, one `ShapeDtypeStruct` per shape in the tree."""
+    return jax.tree.map(
+        lambda shape: jax.ShapeDtypeStruct((1, *shape), dtype), input_shape, is_leaf=is_shape
+    )
+
+
+def shapes_without_batch(specs: Any) -> Any:
+    return jax.tree.map(lambda spec: tuple(spec.shape[1:]), specs)
+
+
+def output_specs(layer: Layer, params: Params, state: State, input_specs: Any) -> Any:
+    """The abstract outputs of `layer` in evaluation mode, computed without running it."""
+    apply = functools.partial(layer.apply, train=False)
+    outputs, _ = jax.eval_shape(apply, params, state, input_specs)
+    return outputs
+
+
+def check_layer(where: str, position: int, layer: Any) -> None:
+    """Raises a TypeError with a hint when `layer` is not a Layer (e.g. `Relu` for `Relu()`)."""
+    if isinstance(layer, Layer):
+        return
+    if inspect.isfunction(layer) and _returns_layer(layer):
+        name = layer.__name__
+        raise TypeError(
+            f"{where}: argument {position} is the function `{name}`, expected a Layer. Did you "
+            f"write `{name}` instead of `{name}()`?"
+        )
+    raise TypeError(
+        f"{where}: argument {position} must be a Layer such as `Dense(10)` or `Relu()`, got "
+        f"{type(layer).__name__} {layer!r}."
+    )
+
+
+def _returns_layer(function: Callable) -> bool:
+    annotation = inspect.signature(function).return_annotation
+    return annotation in (Layer, "Layer")
+
+
+def apply_keys(key: PRNGKey | None, count: int) -> list[PRNGKey | None]:
+    """One key per sub-layer (all None without a key)."""
+    if key is None:
+        return [None] * count
+    return list(jax.random.split(key, count))

@@ -1,0 +1,120 @@
+"""What every optimizer shares: the Optimizer type, argument checks, the leaf-wise update map."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from numbers import Real
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from fnnet.typing import Array, Params
+
+Schedule = Callable[[Array], Array | float]
+
+
+class Optimizer(NamedTuple):
+    """``init(params) -> state`` and ``update(state, grads) -> state``; ``state.params`` are the
+    parameters and ``state.step`` counts the updates applied (an int32 scalar)."""
+
+    init: Callable[[Params], Any]
+    update: Callable[[Any, Params], Any]
+
+
+def learning_rate_schedule(where: str, learning_rate: float | Schedule) -> Schedule:
+    """`learning_rate` as a schedule ``step -> lr``, after checking a constant is finite and >= 0.
+
+    Raises:
+      ValueError: for a negative or non-finite number, or anything neither a number nor callable.
+    """
+    if callable(learning_rate):
+        return learning_rate
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, Real)
+        or not math.isfinite(learning_rate)
+        or learning_rate < 0
+    ):
+        raise ValueError(
+            f"{where}: `learning_rate` must be a finite number >= 0 or a schedule (a callable "
+            f"step -> learning rate, see fnnet.optim.schedules), got {learning_rate!r}."
+        )
+    value = float(learning_rate)
+    return lambda step: value
+
+
+def init_params(where: str, params: Params) -> Params:
+    """Params as JAX arrays of a fixed (non-weak) floating dtype, so steps never retrace."""
+    leaves_with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves = []
+    for path, leaf in leaves_with_paths:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{where}: every param must be a floating array, got {dtype} at "
+                f"{jax.tree_util.keystr(path) or 'the root'}. Gradients exist only for floats."
+            )
+        leaves.append(jnp.asarray(leaf, dtype=dtype))
+    return treedef.unflatten(leaves)
+
+
+def zeros_like(params: Params) -> Params:
+    return jax.tree.map(jnp.zeros_like, params)
+
+
+def initial_step() -> Array:
+    return jnp.zeros((), jnp.int32)
+
+
+def check_grads(where: str, params: Params, grads: Params) -> None:
+    """Raises unless `grads` has the tree structure and leaf shapes of `params` (static checks)."""
+    params_def, grads_def = jax.tree.structure(params), jax.tree.structure(grads)
+    if params_def != grads_def:
+        raise ValueError(
+            f"{where}: `grads` must have the same tree structure as the params given to init; "
+            f"params: {params_def}, grads: {grads_def}."
+        )
+    for (path, param), grad in zip(
+        jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(grads), strict=True
+    ):
+        if jnp.shape(param) != jnp.shape(grad):
+            raise ValueError(
+                f"{where}: `grads` must match the params leaf by leaf; at "
+                f"{jax.tree_util.keystr(path) or 'the root'} the param has shape "
+                f"{jnp.shape(param)} and the grad {jnp.shape(grad)}."
+            )
+
+
+def map_leaves(rule: Callable[..., tuple], params: Params, grads: Params, *slots: Any) -> tuple:
+    """Applies ``rule(param, grad, *slot_leaves) -> (param, *slot_leaves)`` leaf by leaf.
+
+    `slots` are trees shaped like `params` (optimizer moments), or None for a slot an option
+    switched off: the rule then receives None and must return None for it. Every new leaf is
+    cast to its parameter's dtype, so bfloat16 params stay bfloat16.
+
+    Returns:
+      ``(new_params, *new_slots)``.
+    """
+    param_leaves, treedef = jax.tree.flatten(params)
+    grad_leaves = treedef.flatten_up_to(grads)
+    slot_leaves = [
+        [None] * len(param_leaves) if slot is None else treedef.flatten_up_to(slot)
+        for slot in slots
+    ]
+    results = [
+        rule(param, grad, *leaf_slots)
+        for param, grad, *leaf_slots in zip(param_leaves, grad_leaves, *slot_leaves, strict=True)
+    ]
+
+    def gather(index: int) -> Params | None:
+        if index > 0 and slots[index - 1] is None:
+            return None
+        leaves = [
+            result[index].astype(param.dtype)
+            for result, param in zip(results, param_leaves, strict=True)
+        ]
+        return treedef.unflatten(leaves)
+
+    return tuple(gather(index) for index in range(1 + len(slots)))

@@ -1,0 +1,132 @@
+"""Adam and AdamW (coupled and decoupled weight decay), with AMSGrad."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from fnnet import _checks
+from fnnet.optim._base import (
+    Optimizer,
+    Schedule,
+    check_grads,
+    init_params,
+    initial_step,
+    learning_rate_schedule,
+    map_leaves,
+    zeros_like,
+)
+from fnnet.typing import Array, Params
+
+__all__ = ["AdamState", "adam", "adamw"]
+
+
+class AdamState(NamedTuple):
+    step: Array  # () int32: updates applied so far
+    params: Params
+    mu: Params  # first moment m, shaped like params
+    nu: Params  # second moment v, shaped like params
+    nu_max: Params | None  # running maximum of v (AMSGrad); None unless amsgrad
+
+
+def _adam(
+    where: str,
+    learning_rate: float | Schedule,
+    b1: float,
+    b2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    decoupled: bool,
+) -> Optimizer:
+    lr_at = learning_rate_schedule(where, learning_rate)
+    b1 = _checks.unit_interval(where, "b1", b1)
+    b2 = _checks.unit_interval(where, "b2", b2)
+    eps = _checks.non_negative(where, "eps", eps)
+    wd = _checks.non_negative(where, "weight_decay", weight_decay)
+
+    def init(params: Params) -> AdamState:
+        params = init_params(where, params)
+        nu_max = zeros_like(params) if amsgrad else None
+        return AdamState(initial_step(), params, zeros_like(params), zeros_like(params), nu_max)
+
+    def update(state: AdamState, grads: Params) -> AdamState:
+        check_grads(f"{where}.update", state.params, grads)
+        lr = lr_at(state.step)
+        t = (state.step + 1).astype(jnp.float32)
+        step_size = lr / (1 - b1**t)
+        bias_correction2_sqrt = jnp.sqrt(1 - b2**t)
+
+        def rule(p, g, m, v, v_max):
+            if wd and decoupled:
+                p = p * (1 - lr * wd)
+            elif wd:
+                g = g + wd * p
+            m = m + (1 - b1) * (g - m)
+            v = b2 * v + (1 - b2) * g * g
+            if amsgrad:
+                v_max = jnp.maximum(v_max, v)
+            denom = jnp.sqrt(v_max if amsgrad else v) / bias_correction2_sqrt + eps
+            return p - step_size * m / denom, m, v, v_max
+
+        params, mu, nu, nu_max = map_leaves(
+            rule, state.params, grads, state.mu, state.nu, state.nu_max
+        )
+        return AdamState(state.step + 1, params, mu, nu, nu_max)
+
+    return Optimizer(init, update)
+
+
+def adam(
+    learning_rate: float | Schedule = 1e-3,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+) -> Optimizer:
+    """Adam, step for step as ``torch.optim.Adam`` (weight decay is a coupled L2 penalty).
+
+    With gradient ``g_t`` and ``t`` the step count (1 for the first update)::
+
+        g_t = g_t + weight_decay * p_{t-1}
+        m_t = b1 m_{t-1} + (1 - b1) g_t
+        v_t = b2 v_{t-1} + (1 - b2) g_t²
+        v̂_t = max(v̂_{t-1}, v_t) if amsgrad else v_t        (maximum of the raw moment)
+        p_t = p_{t-1} - lr_t / (1 - b1^t) * m_t / (sqrt(v̂_t / (1 - b2^t)) + eps)
+
+    Args:
+      learning_rate: a float or a schedule ``step -> lr`` (step 0 for the first update).
+      b1, b2: moment decay rates in [0, 1) (PyTorch's ``betas``).
+      eps: added to the denominator, >= 0.
+      weight_decay: coupled L2 coefficient >= 0 (use `adamw` for decoupled decay).
+      amsgrad: keep the running maximum of ``v`` (AMSGrad).
+    Raises:
+      ValueError: for a hyperparameter out of range or not finite.
+    """
+    return _adam("adam", learning_rate, b1, b2, eps, weight_decay, amsgrad, decoupled=False)
+
+
+def adamw(
+    learning_rate: float | Schedule = 1e-3,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+) -> Optimizer:
+    """AdamW, step for step as ``torch.optim.AdamW``: decoupled weight decay.
+
+    The decay shrinks the previous parameters before the Adam step, which then uses the raw
+    gradient::
+
+        p'_{t-1} = p_{t-1} (1 - lr_t * weight_decay)
+        p_t = p'_{t-1} - lr_t / (1 - b1^t) * m_t / (sqrt(v̂_t / (1 - b2^t)) + eps)
+
+    with ``m_t``, ``v̂_t`` as in `adam` (without the L2 term). Arguments as `adam`; the
+    default `weight_decay` is 1e-2, as PyTorch.
+    """
+    return _adam("adamw", learning_rate, b1, b2, eps, weight_decay, amsgrad, decoupled=True)
