@@ -1,0 +1,190 @@
+"""Inference and evaluation in evaluation mode (``train=False``): predict, evaluate, metrics."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnnet import _checks, metrics
+from fnnet.nn import Layer
+from fnnet.train.state import TrainState
+from fnnet.typing import Array, ArrayLike
+
+Metric = str | Callable[[Array, Array], Array]
+
+
+def class_labels(outputs: Array, targets: Array) -> tuple[Array, Array, int]:
+    """``(y_true, y_pred, num_classes)`` read from a classifier's outputs and its targets.
+
+    Outputs ``(..., classes)`` give ``argmax``; targets are class ids ``(...)`` or one-hot /
+    probabilities ``(..., classes)``. A single output (``(..., 1)`` or the targets' shape) is
+    read as a binary logit: class 1 where it is > 0, and float targets as class 1 where > 0.5.
+    """
+    if outputs.shape == targets.shape and (outputs.ndim == 1 or outputs.shape[-1] == 1):
+        binary_targets = targets > 0.5 if jnp.issubdtype(targets.dtype, jnp.floating) else targets
+        return (
+            jnp.ravel(binary_targets).astype(jnp.int32),
+            jnp.ravel(outputs > 0).astype(jnp.int32),
+            2,
+        )
+    if outputs.ndim >= 1 and outputs.shape[-1] == 1 and targets.shape == outputs.shape[:-1]:
+        return targets.astype(jnp.int32), (outputs[..., 0] > 0).astype(jnp.int32), 2
+    num_classes = outputs.shape[-1]
+    if targets.shape == outputs.shape:
+        return jnp.argmax(targets, axis=-1), jnp.argmax(outputs, axis=-1), num_classes
+    if targets.shape == outputs.shape[:-1] and jnp.issubdtype(targets.dtype, jnp.integer):
+        return targets, jnp.argmax(outputs, axis=-1), num_classes
+    raise ValueError(
+        f"metrics: cannot read class labels from outputs of shape {outputs.shape} and targets "
+        f"{_checks.shape_str(targets)}; named metrics need class scores (..., classes) with "
+        "integer or one-hot targets. Pass a callable metric (outputs, targets) -> scalar instead."
+    )
+
+
+def _named(function: Callable[..., Array], **kwargs: Any) -> Callable[[Array, Array], Array]:
+    def metric(outputs: Array, targets: Array) -> Array:
+        y_true, y_pred, num_classes = class_labels(outputs, targets)
+        return function(y_true, y_pred, num_classes=num_classes, **kwargs)
+
+    return metric
+
+
+def _accuracy(y_true, y_pred, num_classes):
+    return metrics.accuracy(y_true, y_pred)
+
+
+NAMED_METRICS: dict[str, Callable[[Array, Array], Array]] = {
+    "accuracy": _named(_accuracy),
+    "precision": _named(metrics.precision, average="macro"),
+    "recall": _named(metrics.recall, average="macro"),
+    "f1": _named(metrics.f1_score, average="macro"),
+}
+
+
+def resolve_metrics(where: str, items: Sequence[Metric]) -> tuple[tuple[str, Callable], ...]:
+    """``(name, fn(outputs, targets))`` pairs for metric names and callables."""
+    if isinstance(items, str) or callable(items):
+        items = (items,)
+    resolved = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in NAMED_METRICS:
+                valid = ", ".join(repr(name) for name in NAMED_METRICS)
+                raise ValueError(
+                    f"{where}: unknown metric {item!r}; valid names are {valid}, or pass a "
+                    "callable (outputs, targets) -> scalar."
+                )
+            resolved.append((item, NAMED_METRICS[item]))
+        elif callable(item):
+            resolved.append((getattr(item, "__name__", type(item).__name__), item))
+        else:
+            raise TypeError(
+                f"{where}: each metric must be a name or a callable (outputs, targets) -> "
+                f"scalar, got {type(item).__name__} {item!r}."
+            )
+    names = [name for name, _ in resolved]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{where}: metric names must be unique, got {duplicates} twice.")
+    return tuple(resolved)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(model: Layer, params, model_state, inputs: Array) -> Array:
+    return model.apply(params, model_state, inputs, train=False)[0]
+
+
+def predict(
+    model: Layer, state: TrainState, inputs: ArrayLike, *, batch_size: int | None = None
+) -> Array:
+    """The model's outputs (e.g. logits) in evaluation mode.
+
+    Args:
+      model: the network.
+      state: a TrainState (its params and model state are used).
+      inputs: ``(n, ...)``.
+      batch_size: run in chunks of this many samples (the last one padded, so at most one
+        compilation); None runs all samples at once.
+    Returns:
+      ``(n, ...)`` outputs.
+    """
+    inputs = jnp.asarray(inputs)
+    if batch_size is None or batch_size >= inputs.shape[0]:
+        return _forward(model, state.params, state.model_state, inputs)
+    batch_size = _checks.positive_int("predict", "batch_size", batch_size)
+    n = inputs.shape[0]
+    padded = jnp.concatenate(
+        [inputs, jnp.zeros((-n % batch_size, *inputs.shape[1:]), inputs.dtype)]
+    )
+    chunks = [
+        _forward(model, state.params, state.model_state, padded[start : start + batch_size])
+        for start in range(0, n, batch_size)
+    ]
+    return jnp.concatenate(chunks)[:n]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _scores(loss_fn, metric_items, outputs, targets) -> dict[str, Array]:
+    scores = {"loss": loss_fn(outputs, targets)} if loss_fn is not None else {}
+    scores.update({name: fn(outputs, targets) for name, fn in metric_items})
+    return scores
+
+
+def scores(loss_fn, metric_items, outputs: Array, targets: Array) -> dict[str, float]:
+    """The loss (if `loss_fn`) and metrics of the outputs, as Python floats."""
+    values = _scores(loss_fn, metric_items, outputs, targets)  # a dict with sorted keys
+    order = (["loss"] if loss_fn is not None else []) + [name for name, _ in metric_items]
+    return {name: float(values[name]) for name in order}
+
+
+def evaluate(
+    model: Layer,
+    state: TrainState,
+    data: tuple[ArrayLike, ArrayLike],
+    *,
+    loss_fn: Callable[[Array, Array], Array] | None = None,
+    metrics: Sequence[Metric] = (),
+    batch_size: int | None = None,
+) -> dict[str, float]:
+    """Loss and metrics of the model on `data` in evaluation mode.
+
+    The loss and metrics are computed on all outputs at once, so their values do not depend on
+    `batch_size` (which only bounds the memory of the forward pass).
+
+    Args:
+      model: the network.
+      state: a TrainState.
+      data: ``(inputs, targets)``.
+      loss_fn: optional ``loss_fn(outputs, targets) -> scalar``.
+      metrics: names ("accuracy", "precision", "recall", "f1": macro averages over the model's
+        classes, from the argmax of its outputs) or callables ``(outputs, targets) -> scalar``.
+      batch_size: as `predict`.
+    Returns:
+      ``{"loss": ..., <metric name>: ...}`` of Python floats.
+
+    Example:
+      >>> # evaluate(model, state, (x_test, y_test), metrics=("accuracy", "f1"))
+    """
+    metric_items = resolve_metrics("evaluate", metrics)
+    inputs, targets = data_pair("evaluate", "data", data)
+    outputs = predict(model, state, inputs, batch_size=batch_size)
+    return scores(loss_fn, metric_items, outputs, jnp.asarray(targets))
+
+
+def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        raise TypeError(
+            f"{where}: `{name}` must be a pair (inputs, targets), got {type(data).__name__}."
+        )
+    inputs, targets = data
+    if np.shape(inputs)[:1] != np.shape(targets)[:1]:
+        raise ValueError(
+            f"{where}: `{name}` inputs and targets must have the same number of samples, got "
+            f"{np.shape(inputs)[:1]} and {np.shape(targets)[:1]}."
+        )
+    return inputs, targets
