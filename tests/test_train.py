@@ -226,16 +226,23 @@ def test_nan_loss_stops_fit_and_keeps_the_last_finite_state():
     assert train.predict(nn.MLP((16,), 3), state, x).shape == (96, 3)
 
 
-def test_train_step_skips_a_non_finite_update(key):
+def test_train_step_skips_a_non_finite_update_on_request(key):
     model, optimizer = nn.MLP((4,), 3), optim.sgd(0.1)
-    step = train.make_train_step(model, losses.softmax_cross_entropy, optimizer)
-    state = train.init_state(model, optimizer, key, (5,))
-    before = jax.tree.map(np.asarray, state.params)
     x, y = blobs(8)
     x[0, 0] = np.nan
-    state, loss = step(state, (x, y))
+    guarded = train.make_train_step(
+        model, losses.softmax_cross_entropy, optimizer, skip_nonfinite=True
+    )
+    state = train.init_state(model, optimizer, key, (5,))
+    before = jax.tree.map(np.asarray, state.params)
+    state, loss = guarded(state, (x, y))
     assert np.isnan(float(loss)) and int(state.step) == 0
     chex.assert_trees_all_equal(state.params, before)
+    # By default the step is the plain hand-written one: the NaN reaches the params.
+    plain = train.make_train_step(model, losses.softmax_cross_entropy, optimizer)
+    state, loss = plain(state, (x, y))
+    assert np.isnan(float(loss)) and int(state.step) == 1
+    assert bool(jnp.isnan(state.params[0]["w"]).any())
 
 
 def test_predict_in_batches_equals_all_at_once(key):

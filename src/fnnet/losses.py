@@ -157,7 +157,9 @@ def softmax_cross_entropy(
         valid = (labels >= 0) & (labels < num_classes)
         picked = jnp.take_along_axis(log_probs, jnp.where(valid, labels, 0)[..., None], axis=-1)
         nll = jnp.where(valid, -picked[..., 0], jnp.nan)
-        values = (1.0 - smoothing) * nll - smoothing * jnp.mean(log_probs, axis=-1)
+        values = nll
+        if smoothing:  # a Python branch: no extra reduction when there is no smoothing
+            values = (1.0 - smoothing) * nll - smoothing * jnp.mean(log_probs, axis=-1)
     elif jnp.issubdtype(labels.dtype, jnp.floating):
         if labels.shape != logits.shape:
             raise ValueError(

@@ -144,7 +144,7 @@ def _progress_line(
     epoch: int, epochs: int, row: dict[str, float], seconds: float, compiled: bool
 ) -> str:
     width = len(str(epochs))
-    values = "  ".join(f"{name} {value:.4f}" for name, value in row.items())
+    values = "  ".join(f"{name} {value:.4g}" for name, value in row.items())
     note = " with compilation" if compiled else ""
     return f"epoch {epoch:>{width}}/{epochs}  {values}  ({seconds:.2f}s{note})"
 
