@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from fnnet import data, datasets, losses, metrics, nn, optim, train
+
 from plotting import save_curves
 
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from fnnet import data, datasets, losses, nn, optim, train
 from fnnet.optim import schedules
+
 from plotting import save_curves
 
 
@@ -50,10 +51,11 @@ def main() -> None:
 
     scores = train.evaluate(model, result.state, (x_test, y_test), loss_fn=losses.mse)
     predicted = train.predict(model, result.state, x_test)
-    distance = jnp.linalg.norm(predicted - y_test, axis=-1)
+    centimetres = 100 * jnp.linalg.norm(predicted - y_test, axis=-1)
     print(
-        f"test MSE {scores['loss']:.6f}; hand position error: mean {100 * float(distance.mean()):.2f} cm, "
-        f"95th percentile {100 * float(jnp.percentile(distance, 95)):.2f} cm (arm reach 240 cm)"
+        f"test MSE {scores['loss']:.6f}; hand position error: mean "
+        f"{float(centimetres.mean()):.2f} cm, 95th percentile "
+        f"{float(jnp.percentile(centimetres, 95)):.2f} cm (arm reach 240 cm)"
     )
     save_curves(result.history, args.plot, "MLP learning a robot arm's forward kinematics")
     print(f"done in {time.perf_counter() - started:.1f}s")

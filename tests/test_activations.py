@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-import references as ref
 from fnnet import activations
+
+import references as ref
 
 NAMES = sorted(ref.ACTIVATIONS)
 

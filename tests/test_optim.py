@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import references as ref
 from fnnet import losses, nn, optim
 from fnnet.optim import schedules
+
+import references as ref
 
 STEPS = 30
 TARGET = np.linspace(-2.0, 3.0, 6)
