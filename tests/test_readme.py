@@ -1,0 +1,26 @@
+"""The README's Python blocks run as written and do what they claim."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_quick_start_blocks_run_and_learn():
+    blocks = python_blocks()
+    assert len(blocks) >= 2
+    namespace = {}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(blocks[0] + blocks[1], str(README), "exec"), namespace)  # noqa: S102
+    printed = output.getvalue()
+    accuracy = float(re.search(r"accuracy (\S+)", printed).group(1))
+    assert accuracy > 0.95, printed
+    scores = eval(printed.strip().splitlines()[-1])  # noqa: S307  the evaluate() dict
+    assert scores["accuracy"] > 0.9 and scores["f1"] > 0.9, scores
