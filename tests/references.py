@@ -174,3 +174,134 @@ def rmsprop(
             p = p - lr(t) * g / r
         out.append(p)
     return out
+
+
+# ---------------------------------------------------------------- vision layers
+
+
+def pad_hw(x, padding):
+    """Zero-pads the spatial axes of an NHWC array by ((top, bottom), (left, right))."""
+    return np.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+
+
+def conv2d(x, w, b, strides=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """Cross-correlation by explicit loops: x (n, h, w, c), w (kh, kw, c, o)."""
+    x = pad_hw(np.asarray(x, np.float64), padding)
+    kh, kw, _, out_channels = w.shape
+    extent_h, extent_w = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    out_h = (x.shape[1] - extent_h) // strides[0] + 1
+    out_w = (x.shape[2] - extent_w) // strides[1] + 1
+    out = np.zeros((x.shape[0], out_h, out_w, out_channels))
+    for i in range(out_h):
+        for j in range(out_w):
+            for u in range(kh):
+                for v in range(kw):
+                    pixel = x[
+                        :, i * strides[0] + u * dilation[0], j * strides[1] + v * dilation[1], :
+                    ]
+                    out[:, i, j, :] += pixel @ w[u, v]
+    return out + b
+
+
+def pool2d(x, window, strides, padding, reduce, pad_value):
+    """Pooling by explicit loops; `reduce` maps a (n, wh, ww, c) patch to (n, c)."""
+    x = np.pad(
+        np.asarray(x, np.float64),
+        ((0, 0), padding[0], padding[1], (0, 0)),
+        constant_values=pad_value,
+    )
+    out_h = (x.shape[1] - window[0]) // strides[0] + 1
+    out_w = (x.shape[2] - window[1]) // strides[1] + 1
+    out = np.zeros((x.shape[0], out_h, out_w, x.shape[3]))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = x[
+                :,
+                i * strides[0] : i * strides[0] + window[0],
+                j * strides[1] : j * strides[1] + window[1],
+                :,
+            ]
+            out[:, i, j, :] = reduce(patch)
+    return out
+
+
+def same_padding(size, window, stride):
+    """TensorFlow's SAME padding (low, high) for one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def batch_norm_train(x, running_mean, running_var, scale, bias, momentum, eps):
+    """PyTorch BatchNorm in training mode: returns (y, new_mean, new_var)."""
+    x = np.asarray(x, np.float64)
+    axes = tuple(range(x.ndim - 1))
+    n = x.size // x.shape[-1]
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    y = (x - mean) / np.sqrt(var + eps) * scale + bias
+    return (
+        y,
+        (1 - momentum) * running_mean + momentum * mean,
+        (1 - momentum) * running_var + momentum * var * n / (n - 1),
+    )
+
+
+# ---------------------------------------------------------------- sequence layers
+
+
+def lstm(x, w_ih, w_hh, b_ih, b_hh):
+    """PyTorch's LSTM equations, gates (i, f, g, o); x (batch, time, in)."""
+    x = np.asarray(x, np.float64)
+    hidden = w_hh.shape[0]
+    h = np.zeros((x.shape[0], hidden))
+    c = np.zeros_like(h)
+    outputs = []
+    for t in range(x.shape[1]):
+        gates = x[:, t] @ w_ih + b_ih + h @ w_hh + b_hh
+        i, f, g, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+def gru(x, w_ih, w_hh, b_ih, b_hh):
+    """PyTorch's GRU equations, gates (r, z, n)."""
+    x = np.asarray(x, np.float64)
+    hidden = w_hh.shape[0]
+    h = np.zeros((x.shape[0], hidden))
+    outputs = []
+    for t in range(x.shape[1]):
+        gx = x[:, t] @ w_ih + b_ih
+        gh = h @ w_hh + b_hh
+        r = sigmoid(gx[:, :hidden] + gh[:, :hidden])
+        z = sigmoid(gx[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden])
+        n = np.tanh(gx[:, 2 * hidden :] + r * gh[:, 2 * hidden :])
+        h = (1 - z) * n + z * h
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+def self_attention(x, params, num_heads, causal):
+    """Multi-head self-attention, one head and one query position at a time."""
+    x = np.asarray(x, np.float64)
+    batch, time, _ = x.shape
+
+    def project(name, inputs):
+        return inputs @ params[name]["w"] + params[name]["b"]
+
+    q, k, v = (project(name, x) for name in ("query", "key", "value"))
+    features = q.shape[-1]
+    d = features // num_heads
+    out = np.zeros((batch, time, features))
+    for n in range(batch):
+        for head in range(num_heads):
+            cols = slice(head * d, (head + 1) * d)
+            for t in range(time):
+                visible = t + 1 if causal else time
+                scores = k[n, :visible, cols] @ q[n, t, cols] / np.sqrt(d)
+                weights = np.exp(scores - scores.max())
+                weights /= weights.sum()
+                out[n, t, cols] = weights @ v[n, :visible, cols]
+    return project("out", out)

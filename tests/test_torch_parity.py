@@ -141,3 +141,85 @@ def test_losses_equal_torch_modules():
     for ours, module, a, b in _loss_cases(np.random.default_rng(0)):
         theirs = module(torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))).numpy()
         np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-6, err_msg=repr(module))
+
+
+# ------------------------------------------------------------------ layers
+
+
+def _t(array):
+    return torch.from_numpy(np.asarray(array, np.float32).copy())
+
+
+def test_lstm_and_gru_equal_torch_with_the_same_weights():
+    from fnnet import nn
+
+    x = np.random.default_rng(0).normal(size=(3, 9, 5)).astype(np.float32)
+    for layer, module in (
+        (nn.LSTM(7), torch.nn.LSTM(5, 7, batch_first=True)),
+        (nn.GRU(7), torch.nn.GRU(5, 7, batch_first=True)),
+    ):
+        params, state = layer.init(jax.random.key(0), (9, 5))
+        with torch.no_grad():
+            for name in ("w_ih", "w_hh"):  # fnnet stores PyTorch's weights transposed
+                getattr(module, f"weight_{name[2:]}_l0").copy_(_t(params[name]).T)
+            for name in ("b_ih", "b_hh"):
+                getattr(module, f"bias_{name[2:]}_l0").copy_(_t(params[name]))
+            expected = module(_t(x))[0].numpy()
+        np.testing.assert_allclose(layer.apply(params, state, x)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_conv2d_equals_torch_conv2d():
+    from fnnet import nn
+
+    x = np.random.default_rng(1).normal(size=(2, 9, 8, 3)).astype(np.float32)
+    layer = nn.Conv2D(4, (3, 2), strides=(2, 1), padding=(1, 2), dilation=(1, 2))
+    params, state = layer.init(jax.random.key(0), (9, 8, 3))
+    module = torch.nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    with torch.no_grad():
+        module.weight.copy_(_t(params["w"]).permute(3, 2, 0, 1))  # HWIO -> OIHW
+        module.bias.copy_(_t(params["b"]))
+        expected = module(_t(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(layer.apply(params, state, x)[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_equals_torch_over_several_steps():
+    from fnnet import nn
+
+    layer = nn.BatchNorm(momentum=0.2)
+    params, state = layer.init(jax.random.key(0), (5, 5, 4))
+    module = torch.nn.BatchNorm2d(4, momentum=0.2)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = (rng.normal(size=(6, 5, 5, 4)) * 3 + 1).astype(np.float32)
+        y, state = layer.apply(params, state, x, train=True)
+        module.train()
+        expected = module(_t(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).detach().numpy()
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(state["mean"], module.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state["var"], module.running_var.numpy(), rtol=1e-5)
+    module.eval()
+    x = rng.normal(size=(2, 5, 5, 4)).astype(np.float32)
+    expected = module(_t(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).detach().numpy()
+    np.testing.assert_allclose(layer.apply(params, state, x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_equals_torch_multihead_attention(causal):
+    from fnnet import nn
+
+    x = np.random.default_rng(3).normal(size=(2, 6, 8)).astype(np.float32)
+    layer = nn.MultiHeadAttention(2, 8, causal=causal)
+    params, state = layer.init(jax.random.key(0), (6, 8))
+    module = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    with torch.no_grad():
+        module.in_proj_weight.copy_(
+            torch.cat([_t(params[n]["w"]).T for n in ("query", "key", "value")])
+        )
+        module.in_proj_bias.copy_(
+            torch.cat([_t(params[n]["b"]) for n in ("query", "key", "value")])
+        )
+        module.out_proj.weight.copy_(_t(params["out"]["w"]).T)
+        module.out_proj.bias.copy_(_t(params["out"]["b"]))
+        mask = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1) if causal else None
+        expected = module(_t(x), _t(x), _t(x), attn_mask=mask, need_weights=False)[0].numpy()
+    np.testing.assert_allclose(layer.apply(params, state, x)[0], expected, rtol=1e-5, atol=1e-5)

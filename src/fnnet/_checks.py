@@ -69,3 +69,26 @@ def shape_str(x: Any) -> str:
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return f"shape {tuple(x.shape)} {x.dtype}"
     return type(x).__name__
+
+
+def int_pair(where: str, name: str, value: Any) -> tuple[int, int]:
+    """`value` as a (height, width) pair of positive ints: an int is used for both."""
+    pair = (value, value) if isinstance(value, int | np.integer) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0 for v in pair)
+    ):
+        raise ValueError(
+            f"{where}: `{name}` must be a positive int or a pair of them, got {value!r}."
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def rank(where: str, inputs: Any, expected: int, layout: str) -> None:
+    """Raises unless `inputs` has rank `expected` (a static check, free under jit)."""
+    if inputs.ndim != expected:
+        raise ValueError(
+            f"{where}: inputs must have rank {expected} {layout}, got shape {tuple(inputs.shape)} "
+            f"of rank {inputs.ndim}."
+        )

@@ -6,7 +6,8 @@
 `params` are the trainable arrays (plain dicts, gathered into tuples by combinators), `state`
 the non-trainable ones (BatchNorm statistics; ``{}`` for stateless layers). ``train=True``
 switches Dropout and BatchNorm to training behaviour; `key` is needed only by layers that draw
-random numbers in training (Dropout).
+random numbers in training (Dropout). Images are NHWC (batch, height, width, channels),
+sequences (batch, time, features).
 """
 
 from fnnet.nn._layer import Layer
@@ -23,24 +24,40 @@ from fnnet.nn.activation_layers import (
     Softplus,
     Tanh,
 )
+from fnnet.nn.attention import MultiHeadAttention
 from fnnet.nn.combinators import Add, Concatenate, parallel, residual, serial
+from fnnet.nn.conv import Conv2D
 from fnnet.nn.dense import Dense, Flatten
 from fnnet.nn.dropout import Dropout
+from fnnet.nn.embedding import Embedding
 from fnnet.nn.mlp import MLP
+from fnnet.nn.normalization import BatchNorm, LayerNorm
+from fnnet.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from fnnet.nn.recurrent import GRU, LSTM
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "MLP",
     "Add",
+    "AvgPool2D",
+    "BatchNorm",
     "Concatenate",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Elu",
+    "Embedding",
     "Flatten",
     "Gelu",
+    "GlobalAvgPool2D",
     "Identity",
     "Layer",
+    "LayerNorm",
     "LeakyRelu",
     "LogSoftmax",
+    "MaxPool2D",
+    "MultiHeadAttention",
     "Relu",
     "Sigmoid",
     "Silu",
