@@ -122,11 +122,12 @@ def test_fit_history_metrics_and_progress_lines(capsys):
     assert all(len(v) == 4 for v in result.history.values())
     assert result.history["loss"][-1] < result.history["loss"][0]
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4
+    assert lines[0] == "fit: 90 samples, 5 steps of 16 per epoch, each epoch one compiled program"
+    assert len(lines) == 5
     assert (
-        lines[0].startswith("epoch 1/4  loss ")
-        and "val_accuracy" in lines[0]
-        and "s with compilation)" in lines[0]
+        lines[1].startswith("epoch 1/4  loss ")
+        and "val_accuracy" in lines[1]
+        and "s with compilation)" in lines[1]
     )
     final = train.evaluate(
         nn.MLP((16,), 3),
@@ -374,3 +375,60 @@ def test_early_stopping_arguments_are_checked():
         ValueError, match="EarlyStopping: `mode` must be one of 'min', 'max'; got 'lowest'"
     ):
         train.EarlyStopping(2, mode="lowest")
+
+
+def small_cnn():
+    return nn.serial(
+        nn.Conv2D(4, 3), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.2), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3)
+    )
+
+
+def images(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 3).astype(np.int32)
+    x = rng.normal(size=(n, 6, 6, 1)).astype(np.float32) + y[:, None, None, None]
+    return x, y
+
+
+def test_stepwise_epoch_equals_the_compiled_epoch(key):
+    x, y = images()
+    model, optimizer = small_cnn(), optim.adam(1e-2)
+    scan = train.make_train_epoch(model, losses.softmax_cross_entropy, optimizer, batch_size=8)
+    stepwise = train.make_stepwise_epoch(model, losses.softmax_cross_entropy, optimizer, batch_size=8)
+    a = train.init_state(model, optimizer, key, (6, 6, 1))
+    b = train.init_state(model, optimizer, key, (6, 6, 1))
+    for _ in range(2):
+        a, losses_a = scan(a, x, y)
+        b, losses_b = stepwise(b, x, y)
+        np.testing.assert_allclose(losses_a, losses_b, rtol=1e-5)
+    chex.assert_trees_all_close(a.opt_state, b.opt_state, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(a.model_state, b.model_state, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_dispatch_steps_convolutions_on_cpu_and_scans_the_rest(capsys):
+    x, y = images()
+    kwargs = dict(epochs=1, batch_size=8, key=jax.random.key(0))
+    train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), **kwargs)
+    assert "one jitted step per mini-batch" in capsys.readouterr().out.splitlines()[0]
+    train.fit(nn.MLP((8,), 3), losses.softmax_cross_entropy, optim.adam(), (x.reshape(48, -1), y), **kwargs)
+    assert "each epoch one compiled program" in capsys.readouterr().out.splitlines()[0]
+    train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), dispatch="scan", **kwargs)
+    assert "each epoch one compiled program" in capsys.readouterr().out.splitlines()[0]
+    with pytest.raises(ValueError, match="fit: `dispatch` must be one of 'auto', 'scan', 'step'; got 'loop'"):
+        train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), dispatch="loop", **kwargs)
+
+
+@pytest.mark.parametrize("dispatch", ["scan", "step"])
+def test_fit_threads_batch_norm_statistics(dispatch):
+    x, y = images(96)
+    model = small_cnn()
+    result = train.fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), (x, y), epochs=3,
+                       batch_size=16, key=jax.random.key(0), verbose=False, dispatch=dispatch)
+    stats = result.state.model_state[1]
+    assert not np.allclose(stats["mean"], 0.0) and not np.allclose(stats["var"], 1.0)  # updated
+    # Evaluation uses the running statistics (train=False), not the batch's own.
+    expected = model.apply(result.state.params, result.state.model_state, x[:5])[0]
+    np.testing.assert_allclose(train.predict(model, result.state, x[:5]), expected, rtol=1e-5, atol=1e-6)
+    batch_stats = model.apply(result.state.params, result.state.model_state, x[:5], train=True,
+                              key=jax.random.key(0))[0]
+    assert not np.allclose(expected, batch_stats)

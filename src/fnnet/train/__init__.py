@@ -9,7 +9,12 @@ result = fit(model, loss_fn, optimizer, (x, y), epochs=20, batch_size=32, key=ke
 from fnnet.train.evaluation import evaluate, predict
 from fnnet.train.fit import EarlyStopping, FitResult, NonFiniteLossError, fit
 from fnnet.train.state import TrainState, init_state
-from fnnet.train.step import make_train_epoch, make_train_step, shuffle_indices
+from fnnet.train.step import (
+    make_stepwise_epoch,
+    make_train_epoch,
+    make_train_step,
+    shuffle_indices,
+)
 
 __all__ = [
     "EarlyStopping",
@@ -19,6 +24,7 @@ __all__ = [
     "evaluate",
     "fit",
     "init_state",
+    "make_stepwise_epoch",
     "make_train_epoch",
     "make_train_step",
     "predict",

@@ -15,9 +15,10 @@ import numpy as np
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
+from fnnet.train import _dispatch
 from fnnet.train.evaluation import Metric, data_pair, predict, resolve_metrics, scores
 from fnnet.train.state import TrainState, check_key, check_model_and_optimizer, init_state
-from fnnet.train.step import make_train_epoch
+from fnnet.train.step import make_stepwise_epoch, make_train_epoch, train_step_fn
 from fnnet.typing import Array, PRNGKey
 
 
@@ -162,13 +163,15 @@ def fit(
     metrics: Sequence[Metric] = (),
     early_stopping: EarlyStopping | None = None,
     verbose: bool = True,
-    unroll: int = 1,
+    dispatch: str = "auto",
 ) -> FitResult:
     """Trains `model` with mini-batch gradient descent, one compiled program per epoch.
 
     Each epoch shuffles the training data (a new order every epoch, derived from `key`) and
-    runs every full mini-batch in one `jax.lax.scan`; then the metrics are computed in
-    evaluation mode on the training data (if any are asked for) and on `validation_data`.
+    runs every full mini-batch, by default as one compiled program (`make_train_epoch`); then
+    the metrics are computed in evaluation mode on the training data (if any are asked for)
+    and on `validation_data`. Layer state (BatchNorm statistics) is updated by the training
+    steps and used in evaluation.
 
     Args:
       model: the network, e.g. ``nn.MLP((128,), 10)``.
@@ -183,7 +186,10 @@ def fit(
         classes from the argmax of its outputs) or callables ``(outputs, targets) -> scalar``.
       early_stopping: an EarlyStopping, e.g. ``EarlyStopping(patience=5)`` on "val_loss".
       verbose: print one line per epoch with the loss, metrics and time.
-      unroll: passed to `make_train_epoch` (steps per scan iteration).
+      dispatch: "scan" runs each epoch as one compiled `lax.scan`; "step" dispatches one
+        jitted step per mini-batch from Python (same results); "auto" (default) picks "step"
+        on CPU when the step contains a convolution, which XLA:CPU runs up to 18x slower
+        inside a loop, and "scan" otherwise (see benchmarks/bench_dispatch.py).
     Returns:
       FitResult ``(state, history)``; history maps "loss", each metric name, "val_loss" and
       "val_<metric>" to per-epoch values ("loss" is the mean training loss of the epoch's
@@ -235,7 +241,26 @@ def fit(
         )
     history: dict[str, list[float]] = {name: [] for name in history_keys}
 
-    run_epoch = make_train_epoch(model, loss_fn, optimizer, batch_size=batch_size, unroll=unroll)
+    mode = _dispatch.choose(
+        dispatch,
+        train_step_fn(model, loss_fn, optimizer, guard=True),
+        state,
+        jax.ShapeDtypeStruct((batch_size, *inputs.shape[1:]), inputs.dtype),
+        jax.ShapeDtypeStruct((batch_size, *targets.shape[1:]), targets.dtype),
+        True,
+    )
+    make_epoch = make_train_epoch if mode == "scan" else make_stepwise_epoch
+    run_epoch = make_epoch(model, loss_fn, optimizer, batch_size=batch_size)
+    if verbose:
+        how = {
+            "scan": "each epoch one compiled program",
+            "step": "one jitted step per mini-batch",
+        }[mode]
+        print(
+            f"fit: {inputs.shape[0]} samples, {inputs.shape[0] // batch_size} steps of "
+            f"{batch_size} per epoch, {how}",
+            flush=True,
+        )
     best_value, best_state, best_epoch, waited = None, None, 0, 0
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()

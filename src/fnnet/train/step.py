@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnnet import _checks
 from fnnet.nn import Layer
@@ -22,7 +23,7 @@ def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def _train_step(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool):
+def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool):
     """``step(state, inputs, targets, commit) -> (state, loss, committed)``, not jitted.
 
     With `guard`, the update is committed only when `commit` holds and the loss and every
@@ -94,7 +95,7 @@ def make_train_step(
       >>> #     state, loss = step(state, (inputs, targets))
     """
     check_model_and_optimizer("make_train_step", model, optimizer)
-    train_step = _train_step(model, loss_fn, optimizer, guard=skip_nonfinite)
+    train_step = train_step_fn(model, loss_fn, optimizer, guard=skip_nonfinite)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state: TrainState, batch) -> tuple[TrainState, Array]:
@@ -130,7 +131,7 @@ def make_train_epoch(
       model, loss_fn, optimizer: as `make_train_step`.
       batch_size: samples per step, a positive int.
       unroll: steps per loop iteration of the scan (`jax.lax.scan`'s `unroll`); True unrolls
-        the whole epoch. Unrolling helps convolutions on XLA:CPU (see benchmarks/).
+        the whole epoch into straight-line code.
     Returns:
       ``epoch(state, inputs, targets) -> (state, losses)`` with ``losses`` of shape
       ``(len(inputs) // batch_size,)``.
@@ -140,20 +141,11 @@ def make_train_epoch(
     """
     check_model_and_optimizer("make_train_epoch", model, optimizer)
     batch_size = _checks.positive_int("make_train_epoch", "batch_size", batch_size)
-    guarded = _train_step(model, loss_fn, optimizer, guard=True)
+    guarded = train_step_fn(model, loss_fn, optimizer, guard=True)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def epoch(state: TrainState, inputs: Array, targets: Array) -> tuple[TrainState, Array]:
-        if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(
-                f"train epoch: inputs and targets must have the same number of samples, got "
-                f"{inputs.shape[0]} and {targets.shape[0]}."
-            )
-        if inputs.shape[0] < batch_size:
-            raise ValueError(
-                f"train epoch: `batch_size` {batch_size} exceeds the {inputs.shape[0]} samples; "
-                "an epoch runs full batches only."
-            )
+        _check_epoch_data(inputs, targets, batch_size)
 
         def body(carry, indices):
             state, commit = carry
@@ -165,3 +157,44 @@ def make_train_epoch(
         return state, losses
 
     return epoch
+
+
+def make_stepwise_epoch(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, batch_size: int):
+    """The epoch of `make_train_epoch`, with one jitted step per mini-batch driven from Python.
+
+    Same shuffle, same dropout keys, same guard against non-finite steps and the same result
+    (to float rounding); only the dispatch differs. `fit` uses it for models that XLA runs
+    slowly inside a loop (convolutions on CPU, see benchmarks/bench_dispatch.py). Each step
+    gathers its batch from the full arrays on the device, so there is one dispatch per step.
+    """
+    check_model_and_optimizer("make_stepwise_epoch", model, optimizer)
+    batch_size = _checks.positive_int("make_stepwise_epoch", "batch_size", batch_size)
+    guarded = train_step_fn(model, loss_fn, optimizer, guard=True)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def step(state, inputs, targets, indices, commit):
+        return guarded(state, inputs[indices], targets[indices], commit)
+
+    def epoch(state: TrainState, inputs: Array, targets: Array) -> tuple[TrainState, Array]:
+        _check_epoch_data(inputs, targets, batch_size)
+        rows = np.asarray(shuffle_indices(state, inputs.shape[0], batch_size=batch_size))
+        commit, losses = jnp.bool_(True), []
+        for indices in rows:
+            state, loss, commit = step(state, inputs, targets, indices, commit)
+            losses.append(loss)
+        return state, jnp.stack(losses)
+
+    return epoch
+
+
+def _check_epoch_data(inputs: Array, targets: Array, batch_size: int) -> None:
+    if inputs.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"train epoch: inputs and targets must have the same number of samples, got "
+            f"{inputs.shape[0]} and {targets.shape[0]}."
+        )
+    if inputs.shape[0] < batch_size:
+        raise ValueError(
+            f"train epoch: `batch_size` {batch_size} exceeds the {inputs.shape[0]} samples; "
+            "an epoch runs full batches only."
+        )
