@@ -14,6 +14,7 @@ import time
 import jax
 
 from fnnet import data, datasets, losses, nn, optim, train
+
 from plotting import save_curves
 
 

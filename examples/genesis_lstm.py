@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnnet import datasets, losses, nn, optim, train
+
 from plotting import save_curves
 
 CONTEXT = 64  # characters per training sequence, and the window the sampler looks at
@@ -91,10 +92,8 @@ def main() -> None:
         f"{math.exp(val_loss):.2f} (a uniform guess over {len(alphabet)} characters: "
         f"{len(alphabet)})"
     )
-    print(
-        f"validation accuracy of the next character: "
-        f"{train.evaluate(model, result.state, (x_val, y_val), metrics=('accuracy',))['accuracy']:.3f}"
-    )
+    accuracy = train.evaluate(model, result.state, (x_val, y_val), metrics=("accuracy",))
+    print(f"validation accuracy of the next character: {accuracy['accuracy']:.3f}")
 
     generated = sample(
         model, result.state, [alphabet.index(c) for c in args.prompt], 300, sample_key
