@@ -6,6 +6,9 @@ import io
 import pathlib
 import re
 
+import jax
+import jax.numpy as jnp
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -25,3 +28,13 @@ def test_quick_start_blocks_run_and_learn():
     assert accuracy > 0.95, printed
     scores = ast.literal_eval(printed.strip().splitlines()[-1])  # the evaluate() dict
     assert scores["accuracy"] > 0.9 and scores["f1"] > 0.9, scores
+
+
+def test_transformer_block_snippet_builds_a_language_model():
+    block = next(b for b in python_blocks() if "def transformer_block" in b)
+    namespace = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    model = namespace["language_model"]
+    params, state = model.init(jax.random.key(0), (16,))
+    logits, _ = model.apply(params, state, jnp.zeros((2, 16), jnp.int32))
+    assert logits.shape == (2, 16, 60)
