@@ -16,7 +16,7 @@ import numpy as np
 
 from fnnet import data, datasets, losses, metrics, nn, optim, train
 
-from plotting import save_curves
+from common import save_curves
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from fnnet import data, datasets, losses, metrics, nn, optim, train
 
-from plotting import save_curves
+from common import print_test_scores, save_curves
 
 
 def main() -> None:
@@ -51,15 +51,8 @@ def main() -> None:
         early_stopping=train.EarlyStopping(patience=10),
     )
 
-    scores = train.evaluate(
-        model,
-        result.state,
-        (x_test, y_test),
-        loss_fn=losses.softmax_cross_entropy,
-        metrics=("accuracy", "precision", "recall", "f1"),
-    )
-    print("test set (macro averages over the 10 digits):")
-    print("  " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    heading = "test set (macro averages over the 10 digits):"
+    print_test_scores(model, result.state, (x_test, y_test), heading)
     predictions = np.argmax(train.predict(model, result.state, x_test), axis=-1)
     print("confusion matrix (rows: true digit, columns: predicted):")
     print(np.asarray(metrics.confusion_matrix(y_test, predictions, num_classes=10)))

@@ -15,7 +15,7 @@ import jax
 
 from fnnet import data, datasets, losses, nn, optim, train
 
-from plotting import save_curves
+from common import print_test_scores, save_curves
 
 
 def cnn() -> nn.Layer:
@@ -56,15 +56,8 @@ def main() -> None:
         metrics=("accuracy",),
         early_stopping=train.EarlyStopping(patience=10),
     )
-    scores = train.evaluate(
-        model,
-        result.state,
-        (x_test, y_test),
-        loss_fn=losses.softmax_cross_entropy,
-        metrics=("accuracy", "precision", "recall", "f1"),
-    )
-    print("test set (macro averages over the 10 digits):")
-    print("  " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    heading = "test set (macro averages over the 10 digits):"
+    print_test_scores(model, result.state, (x_test, y_test), heading)
     save_curves(result.history, args.plot, "CNN with BatchNorm on the UCI digits")
     print(f"done in {time.perf_counter() - started:.1f}s")
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from fnnet import datasets, losses, nn, optim, train
 
-from plotting import save_curves
+from common import save_curves
 
 CONTEXT = 64  # characters per training sequence, and the window the sampler looks at
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from fnnet import data, datasets, losses, nn, optim, train
 from fnnet.optim import schedules
 
-from plotting import save_curves
+from common import save_curves
 
 
 def main() -> None:

@@ -209,7 +209,7 @@ def test_small_cnn_shapes_and_grads(key):
             lambda: nn.Conv2D(4, 3).apply(
                 nn.Conv2D(4, 3).init(jax.random.key(0), (8, 8, 1))[0], {}, jnp.ones((2, 8, 8, 3))
             ),
-            "Conv2D: inputs must have 1 channels",
+            r"Conv2D: inputs must have last axis 1, got shape \(2, 8, 8, 3\)",
         ),
         (
             lambda: nn.MaxPool2D(3).apply({}, {}, jnp.ones((1, 2, 8, 1))),

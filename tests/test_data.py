@@ -73,7 +73,7 @@ def test_standardize_uses_training_statistics_only():
 def test_one_hot():
     np.testing.assert_array_equal(data.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(
-        ValueError, match=r"one_hot: `labels` must lie in \[0, 3\), got values from 0 to 3"
+        ValueError, match=r"one_hot: `labels` must lie in \[0, 3\), got 1 outside \(e.g. 3\)"
     ):
         data.one_hot(np.array([0, 3]), 3)
 

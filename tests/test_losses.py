@@ -122,7 +122,7 @@ def test_classification_gradients_by_finite_differences(rng):
 def test_out_of_range_labels_raise_eagerly_and_give_nan_under_jit():
     logits = jnp.zeros((3, 4))
     with pytest.raises(
-        ValueError, match=r"integer `labels` must lie in \[0, 4\).*got 1 out of range \(e.g. 4\)"
+        ValueError, match=r"integer `labels` must lie in \[0, 4\).*got 1 outside \(e.g. 4\)"
     ):
         losses.softmax_cross_entropy(logits, jnp.array([0, 4, 1]))
     with pytest.raises(ValueError, match=r"e.g. -1"):

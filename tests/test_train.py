@@ -303,7 +303,7 @@ def test_metrics_for_a_single_logit_binary_model():
                 "batch_size": 2,
             },
             ValueError,
-            r"fit: `train_data` labels must lie in \[0, 3\) for a model with 3 outputs, got labels from 0 to 3",
+            r"fit: `train_data` labels must lie in \[0, 3\) for a model with 3 outputs \(one per class\), got 1 outside \(e.g. 3\)",
         ),
         (
             {"validation_data": (np.zeros((6, 5), np.float32), np.full(6, -1, np.int32))},
@@ -379,7 +379,13 @@ def test_early_stopping_arguments_are_checked():
 
 def small_cnn():
     return nn.serial(
-        nn.Conv2D(4, 3), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.2), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3)
+        nn.Conv2D(4, 3),
+        nn.BatchNorm(),
+        nn.Relu(),
+        nn.Dropout(0.2),
+        nn.MaxPool2D(2),
+        nn.Flatten(),
+        nn.Dense(3),
     )
 
 
@@ -394,7 +400,9 @@ def test_stepwise_epoch_equals_the_compiled_epoch(key):
     x, y = images()
     model, optimizer = small_cnn(), optim.adam(1e-2)
     scan = train.make_train_epoch(model, losses.softmax_cross_entropy, optimizer, batch_size=8)
-    stepwise = train.make_stepwise_epoch(model, losses.softmax_cross_entropy, optimizer, batch_size=8)
+    stepwise = train.make_stepwise_epoch(
+        model, losses.softmax_cross_entropy, optimizer, batch_size=8
+    )
     a = train.init_state(model, optimizer, key, (6, 6, 1))
     b = train.init_state(model, optimizer, key, (6, 6, 1))
     for _ in range(2):
@@ -410,25 +418,54 @@ def test_auto_dispatch_steps_convolutions_on_cpu_and_scans_the_rest(capsys):
     kwargs = dict(epochs=1, batch_size=8, key=jax.random.key(0))
     train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), **kwargs)
     assert "one jitted step per mini-batch" in capsys.readouterr().out.splitlines()[0]
-    train.fit(nn.MLP((8,), 3), losses.softmax_cross_entropy, optim.adam(), (x.reshape(48, -1), y), **kwargs)
+    train.fit(
+        nn.MLP((8,), 3),
+        losses.softmax_cross_entropy,
+        optim.adam(),
+        (x.reshape(48, -1), y),
+        **kwargs,
+    )
     assert "each epoch one compiled program" in capsys.readouterr().out.splitlines()[0]
-    train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), dispatch="scan", **kwargs)
+    train.fit(
+        small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), dispatch="scan", **kwargs
+    )
     assert "each epoch one compiled program" in capsys.readouterr().out.splitlines()[0]
-    with pytest.raises(ValueError, match="fit: `dispatch` must be one of 'auto', 'scan', 'step'; got 'loop'"):
-        train.fit(small_cnn(), losses.softmax_cross_entropy, optim.adam(), (x, y), dispatch="loop", **kwargs)
+    with pytest.raises(
+        ValueError, match="fit: `dispatch` must be one of 'auto', 'scan', 'step'; got 'loop'"
+    ):
+        train.fit(
+            small_cnn(),
+            losses.softmax_cross_entropy,
+            optim.adam(),
+            (x, y),
+            dispatch="loop",
+            **kwargs,
+        )
 
 
 @pytest.mark.parametrize("dispatch", ["scan", "step"])
 def test_fit_threads_batch_norm_statistics(dispatch):
     x, y = images(96)
     model = small_cnn()
-    result = train.fit(model, losses.softmax_cross_entropy, optim.adam(1e-2), (x, y), epochs=3,
-                       batch_size=16, key=jax.random.key(0), verbose=False, dispatch=dispatch)
+    result = train.fit(
+        model,
+        losses.softmax_cross_entropy,
+        optim.adam(1e-2),
+        (x, y),
+        epochs=3,
+        batch_size=16,
+        key=jax.random.key(0),
+        verbose=False,
+        dispatch=dispatch,
+    )
     stats = result.state.model_state[1]
     assert not np.allclose(stats["mean"], 0.0) and not np.allclose(stats["var"], 1.0)  # updated
     # Evaluation uses the running statistics (train=False), not the batch's own.
     expected = model.apply(result.state.params, result.state.model_state, x[:5])[0]
-    np.testing.assert_allclose(train.predict(model, result.state, x[:5]), expected, rtol=1e-5, atol=1e-6)
-    batch_stats = model.apply(result.state.params, result.state.model_state, x[:5], train=True,
-                              key=jax.random.key(0))[0]
+    np.testing.assert_allclose(
+        train.predict(model, result.state, x[:5]), expected, rtol=1e-5, atol=1e-6
+    )
+    batch_stats = model.apply(
+        result.state.params, result.state.model_state, x[:5], train=True, key=jax.random.key(0)
+    )[0]
     assert not np.allclose(expected, batch_stats)

@@ -92,3 +92,35 @@ def rank(where: str, inputs: Any, expected: int, layout: str) -> None:
             f"{where}: inputs must have rank {expected} {layout}, got shape {tuple(inputs.shape)} "
             f"of rank {inputs.ndim}."
         )
+
+
+def last_axis(where: str, inputs: Any, expected: int) -> None:
+    """Raises unless the inputs' last (feature / channel) axis has size `expected` (static)."""
+    if inputs.ndim == 0 or inputs.shape[-1] != expected:
+        raise ValueError(
+            f"{where}: inputs must have last axis {expected}, got shape {tuple(inputs.shape)}."
+        )
+
+
+def ids_in_range(where: str, what: str, ids: Any, upper: int, context: str = "") -> None:
+    """Raises if concrete integer `ids` fall outside [0, upper); traced ids cannot be checked.
+
+    `what` names the values ("`labels`"), `context` may explain `upper` (" for 10 classes").
+    """
+    if is_traced(ids) or np.size(ids) == 0:
+        return
+    values = np.asarray(ids)
+    bad = values[(values < 0) | (values >= upper)]
+    if bad.size:
+        raise ValueError(
+            f"{where}: {what} must lie in [0, {upper}){context}, got {bad.size} outside "
+            f"(e.g. {bad.flat[0]})."
+        )
+
+
+def unknown_name(where: str, kind: str, name: str, valid: Any, alternative: str) -> ValueError:
+    """The error for a name not in `valid`, listing the valid ones and the alternative."""
+    listed = ", ".join(repr(v) for v in valid)
+    return ValueError(
+        f"{where}: unknown {kind} {name!r}; valid names are {listed}, or pass {alternative}."
+    )

@@ -199,11 +199,5 @@ def one_hot(labels: ArrayLike, num_classes: int, *, dtype: DTypeLike = jnp.float
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise TypeError(f"one_hot: `labels` must be integers, got {_checks.shape_str(labels)}.")
-    if not _checks.is_traced(labels) and labels.size:
-        values = np.asarray(labels)
-        if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(
-                f"one_hot: `labels` must lie in [0, {num_classes}), got values from "
-                f"{values.min()} to {values.max()}."
-            )
+    _checks.ids_in_range("one_hot", "`labels`", labels, num_classes)
     return jax.nn.one_hot(labels, num_classes, dtype=dtype)

@@ -94,19 +94,6 @@ def huber(
     return _reduce("huber", values, reduction)
 
 
-def _check_class_ids(where: str, labels: Array, num_classes: int) -> None:
-    if _checks.is_traced(labels) or labels.size == 0:
-        return
-    values = np.asarray(labels)
-    low, high = values.min(), values.max()
-    if low < 0 or high >= num_classes:
-        bad = values[(values < 0) | (values >= num_classes)]
-        raise ValueError(
-            f"{where}: integer `labels` must lie in [0, {num_classes}) for logits with "
-            f"{num_classes} classes, got {bad.size} out of range (e.g. {bad.flat[0]})."
-        )
-
-
 def softmax_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -153,7 +140,13 @@ def softmax_cross_entropy(
                 f"{logits.shape[:-1]}, got {labels.shape}. For one-hot or probability labels "
                 "pass a float array of the logits' shape."
             )
-        _check_class_ids(where, labels, num_classes)
+        _checks.ids_in_range(
+            where,
+            "integer `labels`",
+            labels,
+            num_classes,
+            f" for logits with {num_classes} classes",
+        )
         valid = (labels >= 0) & (labels < num_classes)
         picked = jnp.take_along_axis(log_probs, jnp.where(valid, labels, 0)[..., None], axis=-1)
         nll = jnp.where(valid, -picked[..., 0], jnp.nan)

@@ -77,15 +77,7 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> Array:
 
 
 def _check_range(where: str, labels: Array, num_classes: int) -> None:
-    if _checks.is_traced(labels) or labels.size == 0:
-        return
-    values = np.asarray(labels)
-    bad = values[(values < 0) | (values >= num_classes)]
-    if bad.size:
-        raise ValueError(
-            f"{where}: labels must lie in [0, {num_classes}) for num_classes={num_classes}, got "
-            f"{bad.size} outside (e.g. {bad.flat[0]})."
-        )
+    _checks.ids_in_range(where, "labels", labels, num_classes, f" for num_classes={num_classes}")
 
 
 def _counts(y_true: Array, y_pred: Array, num_classes: int) -> Array:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from fnnet import activations
+from fnnet import _checks, activations
 from fnnet.nn._layer import Layer, check_input_shape
 from fnnet.typing import Array
 
@@ -121,10 +121,8 @@ def activation_layer(activation: str | Callable[[Array], Array] | Layer, where: 
         return activation
     if isinstance(activation, str):
         if activation not in _BY_NAME:
-            valid = ", ".join(repr(name) for name in _BY_NAME)
-            raise ValueError(
-                f"{where}: unknown activation {activation!r}; valid names are {valid}, or pass "
-                "a function such as `jax.numpy.sin`."
+            raise _checks.unknown_name(
+                where, "activation", activation, _BY_NAME, "a function such as `jax.numpy.sin`"
             )
         return _BY_NAME[activation]()
     names = [name for name, constructor in _BY_NAME.items() if constructor is activation]

@@ -73,12 +73,7 @@ def Conv2D(
 
     def apply(params, state, inputs, *, key=None, train=False):
         _checks.rank(where, inputs, 4, _NHWC)
-        channels = params["w"].shape[2]
-        if inputs.shape[-1] != channels:
-            raise ValueError(
-                f"{where}: inputs must have {channels} channels (last axis), got shape "
-                f"{inputs.shape}."
-            )
+        _checks.last_axis(where, inputs, params["w"].shape[2])  # input channels
         check_fits(where, "kernel", inputs.shape[1:3], extent, padding)
         outputs = jax.lax.conv_general_dilated(
             inputs,

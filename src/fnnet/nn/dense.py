@@ -56,11 +56,7 @@ def Dense(
         return params, {}
 
     def apply(params, state, inputs, *, key=None, train=False):
-        expected = params["w"].shape[0]
-        if inputs.ndim == 0 or inputs.shape[-1] != expected:  # static shape: free under jit
-            raise ValueError(
-                f"Dense: inputs must have last axis {expected}, got shape {inputs.shape}."
-            )
+        _checks.last_axis("Dense", inputs, params["w"].shape[0])  # static: free under jit
         outputs = inputs @ params["w"]
         return (outputs + params["b"] if use_bias else outputs), state
 

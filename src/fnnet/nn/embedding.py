@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from fnnet import _checks
 from fnnet.initializers import normal
@@ -55,14 +54,7 @@ def Embedding(
                 f"{where}: inputs must be integer ids, got {_checks.shape_str(ids)}; convert "
                 "them with `.astype(jnp.int32)`."
             )
-        if not _checks.is_traced(ids) and ids.size:
-            values = np.asarray(ids)
-            bad = values[(values < 0) | (values >= num_embeddings)]
-            if bad.size:
-                raise ValueError(
-                    f"{where}: ids must lie in [0, {num_embeddings}), got {bad.size} outside "
-                    f"(e.g. {bad.flat[0]})."
-                )
+        _checks.ids_in_range(where, "ids", ids, num_embeddings)
         valid = (ids >= 0) & (ids < num_embeddings)
         rows = jnp.take(params["embeddings"], jnp.where(valid, ids, 0), axis=0)
         return jnp.where(valid[..., None], rows, jnp.nan), state

@@ -23,13 +23,6 @@ def _affine_params(features: int) -> dict:
     return {"scale": jnp.ones((features,)), "bias": jnp.zeros((features,))}
 
 
-def _check_last_axis(where: str, inputs, features: int) -> None:
-    if inputs.ndim == 0 or inputs.shape[-1] != features:
-        raise ValueError(
-            f"{where}: inputs must have last axis {features}, got shape {tuple(inputs.shape)}."
-        )
-
-
 def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
     """Batch normalization over every axis but the last (features / channels), as PyTorch.
 
@@ -66,7 +59,7 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
         return _affine_params(features), state
 
     def apply(params, state, inputs, *, key=None, train=False):
-        _check_last_axis(where, inputs, params["scale"].shape[0])
+        _checks.last_axis(where, inputs, params["scale"].shape[0])
         if train:
             count = math.prod(inputs.shape[:-1])
             if count < 2:
@@ -103,7 +96,7 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
         return _affine_params(_check_features("LayerNorm", input_shape)), {}
 
     def apply(params, state, inputs, *, key=None, train=False):
-        _check_last_axis("LayerNorm", inputs, params["scale"].shape[0])
+        _checks.last_axis("LayerNorm", inputs, params["scale"].shape[0])
         mean = jnp.mean(inputs, axis=-1, keepdims=True)
         var = jnp.var(inputs, axis=-1, keepdims=True)
         normalized = (inputs - mean) / jnp.sqrt(var + eps)

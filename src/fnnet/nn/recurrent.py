@@ -46,11 +46,7 @@ def _recurrent(where: str, features: int, num_gates: int, cell: Callable, initia
 
     def apply(params, state, inputs, *, key=None, train=False):
         _checks.rank(where, inputs, 3, _BTF)
-        expected = params["w_ih"].shape[0]
-        if inputs.shape[-1] != expected:
-            raise ValueError(
-                f"{where}: inputs must have last axis {expected}, got shape {inputs.shape}."
-            )
+        _checks.last_axis(where, inputs, params["w_ih"].shape[0])
         projected = inputs @ params["w_ih"] + params["b_ih"]  # (batch, time, gates * H)
 
         def step(carry, x_t):

@@ -74,10 +74,8 @@ def resolve_metrics(where: str, items: Sequence[Metric]) -> tuple[tuple[str, Cal
     for item in items:
         if isinstance(item, str):
             if item not in NAMED_METRICS:
-                valid = ", ".join(repr(name) for name in NAMED_METRICS)
-                raise ValueError(
-                    f"{where}: unknown metric {item!r}; valid names are {valid}, or pass a "
-                    "callable (outputs, targets) -> scalar."
+                raise _checks.unknown_name(
+                    where, "metric", item, NAMED_METRICS, "a callable (outputs, targets) -> scalar"
                 )
             resolved.append((item, NAMED_METRICS[item]))
         elif callable(item):

@@ -132,13 +132,13 @@ def _check_label_range(name: str, outputs, targets: Array) -> None:
     ):
         return
     num_classes = outputs.shape[-1]
-    low, high = int(targets.min()), int(targets.max())
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"fit: `{name}` labels must lie in [0, {num_classes}) for a model with "
-            f"{num_classes} outputs, got labels from {low} to {high}. Give the last layer one "
-            "output per class."
-        )
+    _checks.ids_in_range(
+        "fit",
+        f"`{name}` labels",
+        targets,
+        num_classes,
+        f" for a model with {num_classes} outputs (one per class)",
+    )
 
 
 def _progress_line(

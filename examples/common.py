@@ -1,10 +1,29 @@
-"""Training-curve plots for the examples; optional: without matplotlib they say so and go on."""
+"""Helpers shared by the examples: test-set reports and optional training-curve plots."""
 
 from __future__ import annotations
 
+from fnnet import losses, train
+
+
+def print_test_scores(model, state, test_data, heading: str) -> dict[str, float]:
+    """Evaluates a classifier on the test set and prints its loss, accuracy, P, R and F1."""
+    scores = train.evaluate(
+        model,
+        state,
+        test_data,
+        loss_fn=losses.softmax_cross_entropy,
+        metrics=("accuracy", "precision", "recall", "f1"),
+    )
+    print(heading)
+    print("  " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
+    return scores
+
 
 def save_curves(history: dict[str, list[float]], path: str, title: str) -> None:
-    """Saves the loss (and, if recorded, accuracy) curves of a `fit` history as a PNG."""
+    """Saves the loss (and, if recorded, accuracy) curves of a `fit` history as a PNG.
+
+    Optional: without matplotlib it says so and returns.
+    """
     try:
         import matplotlib
 
