@@ -181,7 +181,7 @@ def test_small_cnn_shapes_and_grads(key):
         ),
         (
             lambda: nn.Conv2D(4, 3, padding="FULL"),
-            "Conv2D: `padding` must be one of 'SAME', 'VALID'; got 'FULL'",
+            "Conv2D: `padding` must be 'SAME', 'VALID', an int >= 0 or a pair of them, got 'FULL'",
         ),
         (
             lambda: nn.Conv2D(4, 3, padding=-1),

@@ -126,3 +126,10 @@ def test_one_hot():
 def test_bad_input(call, match, key):
     with pytest.raises(ValueError, match=match):
         call(key)
+
+
+def test_int_seed_instead_of_key_gets_a_hint():
+    with pytest.raises(
+        TypeError, match=r"split: `key` must be a JAX PRNG key, got 3; pass `jax.random.key\(3\)`"
+    ):
+        data.split(3, np.zeros(10))

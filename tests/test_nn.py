@@ -264,3 +264,28 @@ def test_serial_rejects_params_of_another_model(key):
         match=r"serial: `params` must be a tuple with one entry per layer \(3\), got a tuple of 5",
     ):
         model.apply(other_params, state, jnp.ones((1, 3)))
+
+
+def test_initializer_arguments_are_checked_at_construction():
+    from fnnet import initializers
+
+    with pytest.raises(
+        TypeError,
+        match=r"Dense: `w_init` got the factory `he_normal`; did you write `he_normal` instead of `he_normal\(\)`\?",
+    ):
+        nn.Dense(3, w_init=initializers.he_normal)
+    with pytest.raises(
+        TypeError, match="Conv2D: `b_init` must be an initializer init\\(key, shape, dtype\\)"
+    ):
+        nn.Conv2D(3, 3, b_init=0.0)
+    with pytest.raises(TypeError, match="Embedding: `w_init` got the factory `normal`"):
+        nn.Embedding(5, 2, w_init=initializers.normal)
+
+
+def test_int_seeds_get_a_hint_to_make_a_key():
+    with pytest.raises(
+        TypeError, match=r"serial: `key` must be a JAX PRNG key, got 0; pass `jax.random.key\(0\)`"
+    ):
+        nn.MLP((3,), 2).init(0, (4,))
+    with pytest.raises(TypeError, match=r"Dropout: `key` must be a JAX PRNG key, got 7"):
+        nn.Dropout(0.5).apply({}, {}, jnp.ones((2, 3)), key=7, train=True)

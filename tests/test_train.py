@@ -368,6 +368,23 @@ def test_fit_bad_input(kwargs, error, match):
         train.fit(**arguments)
 
 
+def test_early_stopping_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        train.EarlyStopping(3, "loss")
+    assert train.EarlyStopping(3, monitor="loss").monitor == "loss"
+
+
+def test_evaluate_names_itself_and_the_data_in_errors(key):
+    state = train.init_state(nn.Dense(2), optim.sgd(0.1), key, (3,))
+    x, y = np.zeros((4, 3), np.float32), np.zeros(4, np.int32)
+    with pytest.raises(ValueError, match="evaluate: `batch_size` must be a positive int, got 0"):
+        train.evaluate(nn.Dense(2), state, (x, y), batch_size=0)
+    with pytest.raises(
+        TypeError, match=r"evaluate: `data` must be a pair \(inputs, targets\), got a tuple of 3"
+    ):
+        train.evaluate(nn.Dense(2), state, (x, y, y))
+
+
 def test_early_stopping_arguments_are_checked():
     with pytest.raises(ValueError, match="EarlyStopping: `patience` must be a positive int, got 0"):
         train.EarlyStopping(0)

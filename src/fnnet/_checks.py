@@ -124,3 +124,28 @@ def unknown_name(where: str, kind: str, name: str, valid: Any, alternative: str)
     return ValueError(
         f"{where}: unknown {kind} {name!r}; valid names are {listed}, or pass {alternative}."
     )
+
+
+def prng_key(where: str, key: Any) -> None:
+    """Raises a TypeError with the fix when `key` is a plain int seed or None."""
+    if key is None or isinstance(key, int | np.integer):
+        hint = f"`jax.random.key({key})`" if key is not None else "e.g. `jax.random.key(0)`"
+        raise TypeError(f"{where}: `key` must be a JAX PRNG key, got {key!r}; pass {hint}.")
+
+
+def initializer(where: str, name: str, init: Any) -> None:
+    """Raises unless `init` is an initializer ``init(key, shape, dtype)``; hints at a factory
+    passed without its call, e.g. ``glorot_uniform`` for ``glorot_uniform()``."""
+    from fnnet import initializers  # here, not at the top: initializers imports this module
+
+    factories = {getattr(initializers, n) for n in initializers.__all__}
+    if init in factories:
+        raise TypeError(
+            f"{where}: `{name}` got the factory `{init.__name__}`; did you write "
+            f"`{init.__name__}` instead of `{init.__name__}()`?"
+        )
+    if not callable(init):
+        raise TypeError(
+            f"{where}: `{name}` must be an initializer init(key, shape, dtype), such as "
+            f"`fnnet.initializers.glorot_uniform()`, got {type(init).__name__} {init!r}."
+        )

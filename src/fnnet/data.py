@@ -83,6 +83,7 @@ def split(
       >>> x_tr.shape, y_te.shape
       ((8, 2), (2,))
     """
+    _checks.prng_key("split", key)
     n = num_samples("split", arrays)
     fractions = _check_fractions(fractions)
     if stratify is None:
@@ -148,7 +149,12 @@ def batches(
             "would yield nothing; lower batch_size or pass drop_last=False."
         )
     if shuffle and key is None:
-        raise ValueError("batches: `key` is required when shuffle=True.")
+        raise ValueError(
+            "batches: `key` is required when shuffle=True, got None; pass e.g. "
+            "`jax.random.key(0)`, or shuffle=False."
+        )
+    if shuffle:
+        _checks.prng_key("batches", key)
     order = np.asarray(jax.random.permutation(key, n)) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from fnnet import _checks
 from fnnet.nn._layer import check_input_shape
 
 Padding = str | int | tuple[int, int]
@@ -14,11 +13,11 @@ Padding = str | int | tuple[int, int]
 
 def check_padding(where: str, padding: Any) -> str | tuple[tuple[int, int], tuple[int, int]]:
     """``"SAME"``, ``"VALID"``, or an int / (h, w) pair of symmetric zero-padding amounts."""
-    if isinstance(padding, str):
-        return _checks.one_of(where, "padding", padding.upper(), ("SAME", "VALID"))
+    if isinstance(padding, str) and padding.upper() in ("SAME", "VALID"):
+        return padding.upper()
     pair = (padding, padding) if isinstance(padding, int | np.integer) else padding
     if (
-        isinstance(padding, bool)
+        isinstance(padding, bool | str)
         or not isinstance(pair, tuple | list)
         or len(pair) != 2
         or any(not isinstance(p, int | np.integer) or p < 0 for p in pair)

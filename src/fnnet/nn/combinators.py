@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from fnnet import _checks
 from fnnet.nn._layer import (
     Layer,
     apply_keys,
@@ -73,6 +74,7 @@ def serial(*layers: Layer) -> Layer:
     layers = _checked_layers("serial", layers)
 
     def init(key, input_shape):
+        _checks.prng_key("serial", key)
         check_input_shape("serial", input_shape)
         specs = _input_specs(input_shape, layers)
         params, states = [], []
@@ -110,6 +112,7 @@ def parallel(*layers: Layer) -> Layer:
     layers = _checked_layers("parallel", layers)
 
     def init(key, input_shape):
+        _checks.prng_key("parallel", key)
         check_input_shape("parallel", input_shape)
         pairs = [
             layer.init(layer_key, input_shape)

@@ -61,6 +61,8 @@ def Conv2D(
     strides = _checks.int_pair(where, "strides", strides)
     dilation = _checks.int_pair(where, "dilation", dilation)
     padding = check_padding(where, padding)
+    _checks.initializer(where, "w_init", w_init)
+    _checks.initializer(where, "b_init", b_init)
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
 
     def init(key, input_shape):

@@ -45,6 +45,8 @@ def Dense(
       (32, 10)
     """
     _checks.positive_int("Dense", "features", features)
+    _checks.initializer("Dense", "w_init", w_init)
+    _checks.initializer("Dense", "b_init", b_init)
 
     def init(key, input_shape):
         check_input_shape("Dense", input_shape)

@@ -39,6 +39,7 @@ def Dropout(drop_rate: float) -> Layer:
                 "Dropout: `key` is required when train=True; pass `key=jax.random.key(...)` to "
                 "apply (fnnet.train derives one per step from the TrainState)."
             )
+        _checks.prng_key("Dropout", key)
         keep = jax.random.bernoulli(key, 1.0 - rate, inputs.shape)
         return jnp.where(keep, inputs / (1.0 - rate), jnp.zeros_like(inputs)), state
 

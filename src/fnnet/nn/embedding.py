@@ -41,6 +41,7 @@ def Embedding(
     where = "Embedding"
     num_embeddings = _checks.positive_int(where, "num_embeddings", num_embeddings)
     features = _checks.positive_int(where, "features", features)
+    _checks.initializer(where, "w_init", w_init)
 
     def init(key, input_shape):
         check_input_shape(where, input_shape)

@@ -110,12 +110,19 @@ def predict(
         compilation); None runs all samples at once.
     Returns:
       ``(n, ...)`` outputs.
+    Raises:
+      ValueError: for a `batch_size` that is not a positive int.
     """
+    return _predict("predict", model, state, inputs, batch_size)
+
+
+def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size) -> Array:
     inputs = jnp.asarray(inputs)
-    if batch_size is None or batch_size >= inputs.shape[0]:
-        return _forward(model, state.params, state.model_state, inputs)
-    batch_size = _checks.positive_int("predict", "batch_size", batch_size)
+    if batch_size is not None:
+        batch_size = _checks.positive_int(where, "batch_size", batch_size)
     n = inputs.shape[0]
+    if batch_size is None or batch_size >= n:
+        return _forward(model, state.params, state.model_state, inputs)
     padded = jnp.concatenate(
         [inputs, jnp.zeros((-n % batch_size, *inputs.shape[1:]), inputs.dtype)]
     )
@@ -170,15 +177,19 @@ def evaluate(
     """
     metric_items = resolve_metrics("evaluate", metrics)
     inputs, targets = data_pair("evaluate", "data", data)
-    outputs = predict(model, state, inputs, batch_size=batch_size)
+    outputs = _predict("evaluate", model, state, inputs, batch_size)
     return scores(loss_fn, metric_items, outputs, jnp.asarray(targets))
 
 
 def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
+    """`data` as ``(inputs, targets)`` after checking it is a pair of equally long arrays."""
     if not isinstance(data, tuple | list) or len(data) != 2:
-        raise TypeError(
-            f"{where}: `{name}` must be a pair (inputs, targets), got {type(data).__name__}."
+        got = (
+            f"a {type(data).__name__} of {len(data)}"
+            if isinstance(data, tuple | list)
+            else (f"{type(data).__name__} {_checks.shape_str(data)}")
         )
+        raise TypeError(f"{where}: `{name}` must be a pair (inputs, targets), got {got}.")
     inputs, targets = data
     if np.shape(inputs)[:1] != np.shape(targets)[:1]:
         raise ValueError(

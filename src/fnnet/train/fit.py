@@ -17,7 +17,7 @@ from fnnet.nn import Layer
 from fnnet.optim import Optimizer
 from fnnet.train import _dispatch
 from fnnet.train.evaluation import Metric, data_pair, predict, resolve_metrics, scores
-from fnnet.train.state import TrainState, check_key, check_model_and_optimizer, init_state
+from fnnet.train.state import TrainState, check_model_and_optimizer, init_state
 from fnnet.train.step import make_stepwise_epoch, make_train_epoch, train_step_fn
 from fnnet.typing import Array, PRNGKey
 
@@ -39,6 +39,7 @@ class EarlyStopping:
     """
 
     patience: int
+    _: dataclasses.KW_ONLY
     monitor: str = "val_loss"
     mode: str = "min"
     min_delta: float = 0.0
@@ -209,7 +210,7 @@ def fit(
       >>> #              early_stopping=EarlyStopping(patience=5))
     """
     check_model_and_optimizer("fit", model, optimizer)
-    check_key("fit", key)
+    _checks.prng_key("fit", key)
     if not callable(loss_fn):
         raise TypeError(f"fit: `loss_fn` must be callable, got {type(loss_fn).__name__}.")
     epochs = _checks.positive_int("fit", "epochs", epochs)

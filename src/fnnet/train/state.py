@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 
+from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
 from fnnet.typing import Params, PRNGKey, State
@@ -47,14 +47,6 @@ def check_model_and_optimizer(where: str, model: Any, optimizer: Any) -> None:
         )
 
 
-def check_key(where: str, key: Any) -> None:
-    if isinstance(key, int | np.integer):
-        raise TypeError(
-            f"{where}: `key` must be a JAX PRNG key, got the int {key}; pass "
-            f"`jax.random.key({key})`."
-        )
-
-
 def init_state(
     model: Layer, optimizer: Optimizer, key: PRNGKey, input_shape: tuple[int, ...]
 ) -> TrainState:
@@ -76,7 +68,7 @@ def init_state(
       (0, (64, 32))
     """
     check_model_and_optimizer("init_state", model, optimizer)
-    check_key("init_state", key)
+    _checks.prng_key("init_state", key)
     init_key, train_key = jax.random.split(key)
     if isinstance(input_shape, list):
         input_shape = tuple(input_shape)
