@@ -224,6 +224,14 @@ def test_small_cnn_shapes_and_grads(key):
             "GlobalAvgPool2D: inputs must have rank 4",
         ),
         (lambda: nn.MaxPool2D(2, strides=0), "MaxPool2D: `strides` must be a positive int"),
+        (
+            lambda: nn.MaxPool2D(2, strides=1, padding=2),
+            r"MaxPool2D: `padding` must be at most half the window \(2, 2\) on each axis \(as PyTorch\), got \[2, 2\]",
+        ),
+        (
+            lambda: nn.AvgPool2D(3, padding=(1, 2)),
+            r"AvgPool2D: `padding` must be at most half the window",
+        ),
     ],
 )
 def test_bad_input(call, match):

@@ -29,6 +29,22 @@ def test_split_single_array_gives_one_tuples_and_keeps_type(key):
     assert isinstance(train, np.ndarray)
 
 
+@pytest.mark.parametrize(("classes", "per_class"), [(10, 13), (10, 7), (4, 25), (3, 5)])
+def test_stratified_parts_have_the_unstratified_sizes_and_every_class_share(
+    key, classes, per_class
+):
+    y = np.repeat(np.arange(classes), per_class)
+    x = np.arange(y.size)
+    plain = data.split(key, x, y)
+    parts = data.split(key, x, y, stratify=y)
+    assert [len(p[0]) for p in parts] == [len(p[0]) for p in plain]
+    np.testing.assert_array_equal(np.sort(np.concatenate([p[0] for p in parts])), x)
+    for (part_x, part_y), fraction in zip(parts, (0.8, 0.1, 0.1), strict=True):
+        np.testing.assert_array_equal(y[part_x], part_y)
+        counts = np.bincount(part_y, minlength=classes)
+        assert np.all(np.abs(counts - fraction * per_class) < 1 + 1e-9), counts
+
+
 def test_stratified_split_keeps_class_shares(key):
     y = np.repeat([0, 1, 2], [100, 50, 10])
     parts = data.split(key, y, fractions=(0.8, 0.1, 0.1), stratify=y)

@@ -205,3 +205,8 @@ def test_bad_input(call, error, match):
 def test_shape_checks_fire_under_jit():
     with pytest.raises(ValueError, match="must have the shape"):
         jax.jit(losses.mse)(jnp.zeros((3, 1)), jnp.zeros(3))
+
+
+def test_mae_gradient_at_a_zero_residual_is_zero_as_pytorch():
+    grad = jax.grad(lambda p: losses.mae(p, jnp.array([1.0, 2.0])))(jnp.array([1.0, 0.0]))
+    np.testing.assert_array_equal(grad, [0.0, -0.5])

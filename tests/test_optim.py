@@ -395,6 +395,14 @@ def test_bad_hyperparameters_raise_at_construction(call, match):
         call()
 
 
+def test_numpy_and_jax_scalar_learning_rates_are_accepted():
+    for lr in (np.float32(0.1), jnp.float32(0.1), jnp.asarray(0.1)):
+        state = optim.sgd(lr).update(optim.sgd(lr).init(jnp.ones(2)), jnp.ones(2))
+        np.testing.assert_allclose(state.params, [0.9, 0.9], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`alpha` .* must be in \[0, 1\], got 3.0"):
+        schedules.cosine_decay(1.0, 10, alpha=3.0)
+
+
 def test_clip_rejects_a_non_optimizer():
     with pytest.raises(TypeError, match="`optimizer` must be an fnnet Optimizer"):
         optim.clip_by_global_norm(optim.adam, 1.0)

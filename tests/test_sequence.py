@@ -162,3 +162,13 @@ def test_small_transformer_block_is_a_few_lines(key):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_parallel_branches_with_an_embedding_get_integer_inputs(key):
+    layer = nn.parallel(nn.Identity(), nn.Embedding(5, 2))
+    params, state = layer.init(key, (3,))
+    (ids, vectors), _ = layer.apply(params, state, jnp.array([[0, 4, 2]]))
+    chex.assert_shape([ids, vectors], [(1, 3), (1, 3, 2)])
+    two_tables = nn.serial(nn.parallel(nn.Embedding(5, 2), nn.Embedding(7, 3)), nn.Concatenate())
+    params, state = two_tables.init(key, (3,))
+    chex.assert_shape(two_tables.apply(params, state, jnp.array([[0, 4, 2]]))[0], (1, 3, 5))

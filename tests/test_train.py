@@ -206,7 +206,7 @@ def test_nan_loss_stops_fit_and_keeps_the_last_finite_state():
     x, y = blobs()
     with pytest.raises(
         train.NonFiniteLossError,
-        match=r"fit: the training loss became (nan|inf) at epoch \d+, step \d+ of 12",
+        match=r"fit: the training loss or its gradients stopped being finite at epoch \d+, step \d+ of 12",
     ) as info:
         train.fit(
             nn.MLP((16,), 3),
@@ -486,3 +486,79 @@ def test_fit_threads_batch_norm_statistics(dispatch):
         result.state.params, result.state.model_state, x[:5], train=True, key=jax.random.key(0)
     )[0]
     assert not np.allclose(expected, batch_stats)
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_also_stops_fit():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 3)).astype(np.float32)
+    t = (x[:, :1] + 2).astype(np.float32)
+    t[17] = 0.0  # the batch holding sample 17 gets a NaN gradient and a finite loss
+
+    def loss(outputs, targets):  # sqrt(0 * s**2): value 0, gradient NaN when min |t| == 0
+        return losses.mse(outputs, targets) + jnp.sqrt(
+            jnp.min(jnp.abs(targets)) * jnp.sum(outputs) ** 2
+        )
+
+    for dispatch in ("scan", "step"):
+        with pytest.raises(train.NonFiniteLossError) as info:
+            train.fit(
+                nn.MLP((16,), 1),
+                loss,
+                optim.adam(1e-2),
+                (x, t),
+                epochs=4,
+                batch_size=32,
+                key=jax.random.key(0),
+                verbose=False,
+                dispatch=dispatch,
+            )
+        assert info.value.epoch == 1
+        assert int(info.value.result.state.step) == info.value.step - 1
+
+
+def test_skipping_step_reports_nan_for_a_skipped_step(key):
+    model, optimizer = nn.MLP((4,), 1), optim.sgd(0.1)
+    step = train.make_train_step(
+        model, lambda o, t: jnp.sqrt(jnp.sum(o * 0.0) ** 2), optimizer, skip_nonfinite=True
+    )  # loss 0 with a NaN gradient
+    state, loss = step(
+        train.init_state(model, optimizer, key, (3,)), (jnp.ones((2, 3)), jnp.ones((2, 1)))
+    )
+    assert np.isnan(float(loss)) and int(state.step) == 0
+
+
+def test_single_output_models_accept_integer_targets(key):
+    x, y = blobs(64)
+    y = (y > 0).astype(np.int32)
+    result = train.fit(
+        nn.MLP((8,), 1),
+        lambda o, t: losses.sigmoid_binary_cross_entropy(o[:, 0], t.astype(jnp.float32)),
+        optim.adam(1e-2),
+        (x, y),
+        epochs=2,
+        batch_size=16,
+        key=key,
+        verbose=False,
+        metrics=("accuracy",),
+    )
+    assert len(result.history["accuracy"]) == 2
+
+
+def test_token_ids_are_checked_against_the_embedding_before_training(key):
+    ids = np.zeros((8, 5), np.int32)
+    ids[3, 2] = 12
+    model = nn.serial(nn.Embedding(10, 4), nn.GRU(6), nn.Dense(10))
+    with pytest.raises(
+        ValueError,
+        match=r"fit: `train_data` inputs \(token ids\) must lie in \[0, 10\) for the model's Embedding of 10 ids, got 1 outside \(e.g. 12\)",
+    ):
+        train.fit(
+            model,
+            losses.softmax_cross_entropy,
+            optim.adam(),
+            (ids, np.zeros((8, 5), np.int32)),
+            epochs=1,
+            batch_size=4,
+            key=key,
+            verbose=False,
+        )

@@ -86,38 +86,52 @@ def split(
     _checks.prng_key("split", key)
     n = num_samples("split", arrays)
     fractions = _check_fractions(fractions)
+    part_key = None
     if stratify is None:
-        groups = [np.asarray(jax.random.permutation(key, n))]
+        order = np.asarray(jax.random.permutation(key, n))
     else:
-        labels = np.asarray(stratify)
-        if labels.shape != (n,):
-            raise ValueError(f"split: `stratify` must have shape ({n},), got {labels.shape}.")
-        class_keys = jax.random.split(key, len(np.unique(labels)) + 1)
-        groups = [
-            np.flatnonzero(labels == c)[np.asarray(jax.random.permutation(k, np.sum(labels == c)))]
-            for c, k in zip(np.unique(labels), class_keys[1:], strict=True)
-        ]
-        key = class_keys[0]
-    parts: list[list[np.ndarray]] = [[] for _ in fractions]
-    for group in groups:
-        start = 0
-        for part, stop in zip(parts, _boundaries(group.size, fractions), strict=True):
-            part.append(group[start:stop])
-            start = stop
+        order_key, offset_key, part_key = jax.random.split(key, 3)
+        order = np.asarray(jax.random.permutation(order_key, n))
+        order = _stratified(order, stratify, n, offset_key)
     result = []
-    for index, (part, part_key) in enumerate(
-        zip(parts, jax.random.split(key, len(parts)), strict=True)
-    ):
-        indices = np.concatenate(part)
-        if indices.size == 0:
+    start = 0
+    for index, stop in enumerate(_boundaries(n, fractions)):
+        if stop == start:
             raise ValueError(
                 f"split: part {index} (fraction {fractions[index]}) would be empty with {n} "
                 "samples; use fewer parts or larger fractions."
             )
-        if stratify is not None:  # interleave the classes
-            indices = indices[np.asarray(jax.random.permutation(part_key, indices.size))]
+        indices = order[start:stop]
+        if part_key is not None:  # mix the classes, which _stratified lines up
+            indices = indices[
+                np.asarray(
+                    jax.random.permutation(jax.random.fold_in(part_key, index), indices.size)
+                )
+            ]
         result.append(tuple(array[indices] for array in arrays))
+        start = stop
     return tuple(result)
+
+
+def _stratified(order: np.ndarray, stratify: ArrayLike, n: int, key: PRNGKey) -> np.ndarray:
+    """Reorders the shuffled `order` so that any cut into consecutive parts is stratified.
+
+    Each class's samples, in their shuffled order, are spread evenly over [0, 1) from a random
+    offset: the k-th of ``n_c`` sits at ``(k + u_c) / n_c``. Sorting every sample by that
+    position and cutting the sequence where an unstratified split would cut gives each part
+    its share of every class (to within a sample), and the parts the same sizes as without
+    stratification.
+    """
+    labels = np.asarray(stratify)
+    if labels.shape != (n,):
+        raise ValueError(f"split: `stratify` must have shape ({n},), got {labels.shape}.")
+    classes, shuffled_labels = np.unique(labels[order], return_inverse=True)
+    offsets = np.asarray(jax.random.uniform(key, (classes.size,)))
+    position = np.empty(n)
+    for c in range(classes.size):
+        members = np.flatnonzero(shuffled_labels == c)
+        position[members] = (np.arange(members.size) + offsets[c]) / members.size
+    return order[np.argsort(position, kind="stable")]
 
 
 def batches(
@@ -184,6 +198,7 @@ def standardize(train: ArrayLike, *others: ArrayLike) -> tuple[Any, ...]:
     std = np.where(std > 0, std, 1.0)
     result = []
     for array in (train, *others):
+        array = array if hasattr(array, "dtype") else np.asarray(array, np.float32)
         if np.shape(array)[1:] != mean.shape:
             raise ValueError(
                 f"standardize: every array must have the feature shape of `train` {mean.shape}, "

@@ -72,7 +72,9 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
 def mae(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") -> Array:
     """Mean absolute error ``|predictions - targets|`` (PyTorch's L1Loss); shapes as `mse`."""
     predictions, targets = _same_shape("mae", predictions, targets)
-    return _reduce("mae", jnp.abs(predictions - targets), reduction)
+    diff = predictions - targets
+    # sign(d) * d is |d| with PyTorch's gradient sign(d), which is 0 at d = 0 (jnp.abs has 1).
+    return _reduce("mae", jnp.sign(diff) * diff, reduction)
 
 
 def huber(

@@ -33,14 +33,16 @@ class Layer(NamedTuple):
     apply: ApplyFn
 
 
-def integer_inputs(apply: ApplyFn) -> ApplyFn:
-    """Marks `apply` as consuming integer inputs (token ids), for shape inference."""
-    setattr(apply, _INTEGER_INPUTS, True)
+def integer_inputs(apply: ApplyFn, num_ids: int) -> ApplyFn:
+    """Marks `apply` as consuming integer ids in ``[0, num_ids)`` (token ids), so that shape
+    inference feeds it integers and `fit` can check the ids before training."""
+    setattr(apply, _INTEGER_INPUTS, num_ids)
     return apply
 
 
-def takes_integers(layer: Layer) -> bool:
-    return getattr(layer.apply, _INTEGER_INPUTS, False)
+def id_bound(layer: Layer) -> int | None:
+    """``num_ids`` if `layer` consumes integer ids in ``[0, num_ids)``, else None."""
+    return getattr(layer.apply, _INTEGER_INPUTS, None)
 
 
 def is_shape(x: Any) -> bool:

@@ -12,10 +12,10 @@ from fnnet.nn._layer import (
     batch_of_one,
     check_input_shape,
     check_layer,
+    id_bound,
     integer_inputs,
     output_specs,
     shapes_without_batch,
-    takes_integers,
 )
 
 __all__ = ["Add", "Concatenate", "parallel", "residual", "serial"]
@@ -38,14 +38,13 @@ def _check_params_length(where: str, params, count: int) -> None:
         )
 
 
-def _input_specs(input_shape, layers: tuple[Layer, ...]):
-    dtype = "int32" if takes_integers(layers[0]) else "float32"
-    return batch_of_one(input_shape, dtype)
+def _input_specs(input_shape, num_ids: int | None):
+    return batch_of_one(input_shape, "float32" if num_ids is None else "int32")
 
 
-def _tagged(layers: tuple[Layer, ...], init, apply) -> Layer:
-    """The Layer (init, apply), marked as taking integer inputs when its first layer does."""
-    return Layer(init, integer_inputs(apply) if takes_integers(layers[0]) else apply)
+def _tagged(init, apply, num_ids: int | None) -> Layer:
+    """The Layer (init, apply), marked as taking integer ids when its inputs feed an Embedding."""
+    return Layer(init, apply if num_ids is None else integer_inputs(apply, num_ids))
 
 
 def serial(*layers: Layer) -> Layer:
@@ -72,11 +71,12 @@ def serial(*layers: Layer) -> Layer:
       (8, 10)
     """
     layers = _checked_layers("serial", layers)
+    num_ids = id_bound(layers[0])
 
     def init(key, input_shape):
         _checks.prng_key("serial", key)
         check_input_shape("serial", input_shape)
-        specs = _input_specs(input_shape, layers)
+        specs = _input_specs(input_shape, num_ids)
         params, states = [], []
         for layer, layer_key in zip(layers, jax.random.split(key, len(layers)), strict=True):
             layer_params, layer_state = layer.init(layer_key, shapes_without_batch(specs))
@@ -98,7 +98,7 @@ def serial(*layers: Layer) -> Layer:
             new_states.append(layer_state)
         return inputs, tuple(new_states)
 
-    return _tagged(layers, init, apply)
+    return _tagged(init, apply, num_ids)
 
 
 def parallel(*layers: Layer) -> Layer:
@@ -110,6 +110,8 @@ def parallel(*layers: Layer) -> Layer:
       A Layer with params and state tuples of one entry per layer.
     """
     layers = _checked_layers("parallel", layers)
+    bounds = [bound for bound in map(id_bound, layers) if bound is not None]
+    num_ids = min(bounds) if bounds else None  # every branch sees the same inputs
 
     def init(key, input_shape):
         _checks.prng_key("parallel", key)
@@ -130,7 +132,7 @@ def parallel(*layers: Layer) -> Layer:
         ]
         return tuple(o for o, _ in pairs), tuple(s for _, s in pairs)
 
-    return _tagged(layers, init, apply)
+    return _tagged(init, apply, num_ids)
 
 
 def residual(layer: Layer) -> Layer:

@@ -47,7 +47,6 @@ def Embedding(
         check_input_shape(where, input_shape)
         return {"embeddings": w_init(key, (num_embeddings, features))}, {}
 
-    @integer_inputs
     def apply(params, state, inputs, *, key=None, train=False):
         ids = jnp.asarray(inputs)
         if not jnp.issubdtype(ids.dtype, jnp.integer):
@@ -60,4 +59,4 @@ def Embedding(
         rows = jnp.take(params["embeddings"], jnp.where(valid, ids, 0), axis=0)
         return jnp.where(valid[..., None], rows, jnp.nan), state
 
-    return Layer(init, apply)
+    return Layer(init, integer_inputs(apply, num_embeddings))

@@ -19,6 +19,14 @@ def _pool(where: str, window, strides, padding, reduce) -> Layer:
     window = _checks.int_pair(where, "window", window)
     strides = window if strides is None else _checks.int_pair(where, "strides", strides)
     padding = check_padding(where, padding)
+    if not isinstance(padding, str) and any(
+        pad > size // 2 for (pad, _), size in zip(padding, window, strict=True)
+    ):
+        raise ValueError(
+            f"{where}: `padding` must be at most half the window {window} on each axis (as "
+            f"PyTorch), got {[pad for pad, _ in padding]}; otherwise some windows hold only "
+            "padding."
+        )
     dims, steps = (1, *window, 1), (1, *strides, 1)
     pads = padding if isinstance(padding, str) else ((0, 0), *padding, (0, 0))
 

@@ -32,6 +32,12 @@ def learning_rate_schedule(where: str, learning_rate: float | Schedule) -> Sched
     if callable(learning_rate):
         return learning_rate
     if (
+        hasattr(learning_rate, "shape")
+        and learning_rate.shape == ()
+        and not isinstance(learning_rate, jax.core.Tracer)
+    ):
+        learning_rate = float(learning_rate)  # a NumPy or JAX scalar
+    if (
         isinstance(learning_rate, bool)
         or not isinstance(learning_rate, Real)
         or not math.isfinite(learning_rate)

@@ -74,6 +74,11 @@ def cosine_decay(init_value: float, decay_steps: int, *, alpha: float = 0.0) -> 
     init_value = _checks.non_negative("cosine_decay", "init_value", init_value)
     decay_steps = _checks.positive_int("cosine_decay", "decay_steps", decay_steps)
     alpha = _checks.non_negative("cosine_decay", "alpha", alpha)
+    if alpha > 1:
+        raise ValueError(
+            f"cosine_decay: `alpha` (the final fraction of init_value) must be in [0, 1], got "
+            f"{alpha}."
+        )
     return lambda step: _cosine(init_value, alpha * init_value, _step(step) / decay_steps)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from fnnet import _checks
 from fnnet.nn import Layer
+from fnnet.nn._layer import id_bound
 from fnnet.optim import Optimizer
 from fnnet.train import _dispatch
 from fnnet.train.evaluation import Metric, data_pair, predict, resolve_metrics, scores
@@ -94,10 +95,19 @@ def _check_finite(where: str, name: str, array: Any) -> None:
         )
 
 
-def _check_data(where: str, name: str, data: Any) -> tuple[Array, Array]:
+def _check_data(where: str, name: str, data: Any, model: Layer) -> tuple[Array, Array]:
     inputs, targets = data_pair(where, name, data)
     _check_finite(where, f"`{name}` inputs", inputs)
     _check_finite(where, f"`{name}` targets", targets)
+    num_ids = id_bound(model)
+    if num_ids is not None and np.issubdtype(np.asarray(inputs).dtype, np.integer):
+        _checks.ids_in_range(
+            where,
+            f"`{name}` inputs (token ids)",
+            inputs,
+            num_ids,
+            f" for the model's Embedding of {num_ids} ids",
+        )
     return jnp.asarray(inputs), jnp.asarray(targets)
 
 
@@ -126,13 +136,18 @@ def _check_fits_loss(model: Layer, state: TrainState, loss_fn, inputs: Array, ta
 
 
 def _check_label_range(name: str, outputs, targets: Array) -> None:
-    """Integer targets index the model's output classes: check they exist."""
-    if not jnp.issubdtype(targets.dtype, jnp.integer) or outputs.shape[:-1] != (
-        2,
-        *targets.shape[1:],
+    """Integer targets index the model's output classes: check they exist.
+
+    A model with a single output has no class axis (a binary logit or a regression), so its
+    integer targets are values, not indices.
+    """
+    num_classes = outputs.shape[-1] if outputs.shape else 1
+    if (
+        num_classes == 1
+        or not jnp.issubdtype(targets.dtype, jnp.integer)
+        or outputs.shape[:-1] != (2, *targets.shape[1:])
     ):
         return
-    num_classes = outputs.shape[-1]
     _checks.ids_in_range(
         "fit",
         f"`{name}` labels",
@@ -216,7 +231,7 @@ def fit(
     epochs = _checks.positive_int("fit", "epochs", epochs)
     batch_size = _checks.positive_int("fit", "batch_size", batch_size)
     metric_items = resolve_metrics("fit", metrics)
-    inputs, targets = _check_data("fit", "train_data", train_data)
+    inputs, targets = _check_data("fit", "train_data", train_data, model)
     if batch_size > inputs.shape[0]:
         raise ValueError(
             f"fit: `batch_size` {batch_size} exceeds the {inputs.shape[0]} training samples; "
@@ -224,7 +239,7 @@ def fit(
         )
     validation = None
     if validation_data is not None:
-        validation = _check_data("fit", "validation_data", validation_data)
+        validation = _check_data("fit", "validation_data", validation_data, model)
 
     state = init_state(model, optimizer, key, inputs.shape[1:])
     outputs = _check_fits_loss(model, state, loss_fn, inputs, targets)
@@ -271,10 +286,11 @@ def fit(
         if not finite.all():
             bad = int(np.argmin(finite))
             raise NonFiniteLossError(
-                f"fit: the training loss became {step_losses[bad]} at epoch {epoch}, step "
-                f"{bad + 1} of {step_losses.size}; training stopped and the last finite state "
-                f"(step {int(state.step)}) is kept in this error's `.result`. Lower the learning "
-                "rate, clip gradients with `optim.clip_by_global_norm`, or check the data.",
+                f"fit: the training loss or its gradients stopped being finite at epoch {epoch}, "
+                f"step {bad + 1} of {step_losses.size}; training stopped and the last finite "
+                f"state (step {int(state.step)}) is kept in this error's `.result`. Lower the "
+                "learning rate, clip gradients with `optim.clip_by_global_norm`, or check the "
+                "data.",
                 epoch=epoch,
                 step=bad + 1,
                 result=FitResult(state, history),

@@ -28,8 +28,9 @@ def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard:
 
     With `guard`, the update is committed only when `commit` holds and the loss and every
     gradient are finite; otherwise the input state comes back unchanged, so a diverging run
-    never overwrites the last good parameters. Without it, the step is exactly what one would
-    write by hand (and `committed` is `commit`).
+    never overwrites the last good parameters, and the loss reported is NaN, so that a step
+    skipped for a non-finite gradient (its loss finite) is not mistaken for a good one. Without
+    it, the step is exactly what one would write by hand (and `committed` is `commit`).
     """
 
     def objective(params, model_state, inputs, targets, key):
@@ -57,7 +58,7 @@ def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard:
             updated,
             (state.opt_state, state.model_state),
         )
-        return TrainState(*kept, state.key), loss, committed
+        return TrainState(*kept, state.key), jnp.where(committed, loss, jnp.nan), committed
 
     return step
 
@@ -77,8 +78,8 @@ def make_train_step(
     reused for the new one, so keep using the returned state. By default the step does exactly
     what a hand-written one does (and costs the same, see benchmarks/): a non-finite loss gives
     non-finite params. With ``skip_nonfinite=True``, a step whose loss or gradients are not
-    finite leaves the state unchanged (its step count too) and still returns that loss, at
-    the price of one select per parameter; `fit` always does this.
+    finite leaves the state unchanged (its step count too) and returns a NaN loss, at the price
+    of one select per parameter; `fit` always does this.
 
     Args:
       model: the network.
@@ -123,9 +124,9 @@ def make_train_epoch(
     derived from the state (a new order every epoch, the same for the same seed), then runs
     ``len(inputs) // batch_size`` steps inside `jax.lax.scan`, so a small model pays one
     dispatch per epoch instead of one per step. The last partial batch is skipped (its
-    samples fall in other batches in other epochs). `state` is donated. After a step whose loss
-    or gradients are not finite, no further step is committed: the returned state is the last
-    finite one and `losses` shows where it stopped.
+    samples fall in other batches in other epochs). `state` is donated. From the first step
+    whose loss or gradients are not finite on, no step is committed: the returned state is the
+    last finite one, and `losses` holds NaN for every step not committed.
 
     Args:
       model, loss_fn, optimizer: as `make_train_step`.
