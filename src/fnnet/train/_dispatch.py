@@ -2,7 +2,7 @@
 
 Measured on XLA:CPU (benchmarks/bench_dispatch.py), a training step containing a convolution
 runs 7 to 18 times slower inside `lax.scan` than dispatched step by step, and fully unrolled
-still about 1.5 times slower; models without convolutions (dense, recurrent, attention) run
+still 1.3 to 1.5 times slower; models without convolutions (dense, recurrent, attention) run
 1.3 to 1.6 times faster inside the scan than step by step. So on CPU a step that convolves is
 dispatched step by step and everything else runs as one scan per epoch. Other backends were
 not measured here and always get the scan.
