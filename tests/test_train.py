@@ -19,6 +19,21 @@ def model_with_dropout():
     return nn.MLP((16,), 3, drop_rate=0.3)
 
 
+def fit(train_data, **overrides):
+    """`train.fit` of a small classifier, quiet; `overrides` replace any argument."""
+    arguments = dict(
+        model=nn.MLP((16,), 3),
+        loss_fn=losses.softmax_cross_entropy,
+        optimizer=optim.adam(1e-2),
+        train_data=train_data,
+        epochs=2,
+        batch_size=16,
+        key=jax.random.key(0),
+        verbose=False,
+    )
+    return train.fit(**{**arguments, **overrides})
+
+
 def test_train_state_reads_through_to_the_optimizer_state(key):
     state = train.init_state(nn.MLP((4,), 2), optim.sgd(0.1), key, (3,))
     assert state.params is state.opt_state.params
@@ -78,36 +93,22 @@ def test_epoch_compiles_once_and_donates_the_state(key):
 
 def test_same_seed_gives_identical_parameters():
     x, y = blobs()
-    kwargs = dict(epochs=3, batch_size=8, key=jax.random.key(7), verbose=False)
-    a = train.fit(
-        model_with_dropout(), losses.softmax_cross_entropy, optim.adam(), (x, y), **kwargs
-    )
-    b = train.fit(
-        model_with_dropout(), losses.softmax_cross_entropy, optim.adam(), (x, y), **kwargs
-    )
+    kwargs = dict(epochs=3, batch_size=8, key=jax.random.key(7))
+    a = fit((x, y), model=model_with_dropout(), **kwargs)
+    b = fit((x, y), model=model_with_dropout(), **kwargs)
     chex.assert_trees_all_equal(a.state.params, b.state.params)
-    c = train.fit(
-        model_with_dropout(),
-        losses.softmax_cross_entropy,
-        optim.adam(),
-        (x, y),
-        **{**kwargs, "key": jax.random.key(8)},
-    )
+    c = fit((x, y), model=model_with_dropout(), **{**kwargs, "key": jax.random.key(8)})
     assert not np.array_equal(a.state.params[0]["w"], c.state.params[0]["w"])
 
 
 def test_fit_history_metrics_and_progress_lines(capsys):
     x, y = blobs(120)
-    result = train.fit(
-        nn.MLP((16,), 3),
-        losses.softmax_cross_entropy,
-        optim.adam(1e-2),
+    result = fit(
         (x[:90], y[:90]),
         epochs=4,
-        batch_size=16,
-        key=jax.random.key(0),
         validation_data=(x[90:], y[90:]),
         metrics=("accuracy", "f1", lambda out, tgt: jnp.mean(out)),
+        verbose=True,
     )
     assert list(result.history) == [
         "loss",
@@ -185,17 +186,11 @@ def test_early_stopping_restores_the_best_epoch():
 
 def test_early_stopping_in_max_mode_on_a_metric():
     x, y = blobs(120)
-    result = train.fit(
-        nn.MLP((16,), 3),
-        losses.softmax_cross_entropy,
-        optim.adam(1e-2),
+    result = fit(
         (x[:90], y[:90]),
         epochs=100,
-        batch_size=16,
-        key=jax.random.key(0),
         validation_data=(x[90:], y[90:]),
         metrics=("accuracy",),
-        verbose=False,
         early_stopping=train.EarlyStopping(2, monitor="val_accuracy", mode="max"),
     )
     accuracies = result.history["val_accuracy"]
@@ -208,16 +203,7 @@ def test_nan_loss_stops_fit_and_keeps_the_last_finite_state():
         train.NonFiniteLossError,
         match=r"fit: the training loss or its gradients stopped being finite at epoch \d+, step \d+ of 12",
     ) as info:
-        train.fit(
-            nn.MLP((16,), 3),
-            losses.softmax_cross_entropy,
-            optim.sgd(1e4),
-            (x, y),
-            epochs=20,
-            batch_size=8,
-            key=jax.random.key(0),
-            verbose=False,
-        )
+        fit((x, y), optimizer=optim.sgd(1e4), epochs=20, batch_size=8)
     error = info.value
     state = error.result.state
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state.params))
@@ -352,20 +338,9 @@ def test_metrics_for_a_single_logit_binary_model():
     ],
 )
 def test_fit_bad_input(kwargs, error, match):
-    x, y = blobs()
-    arguments = dict(
-        model=nn.MLP((4,), 3),
-        loss_fn=losses.softmax_cross_entropy,
-        optimizer=optim.sgd(0.1),
-        train_data=(x, y),
-        epochs=1,
-        batch_size=8,
-        key=jax.random.key(0),
-        verbose=False,
-    )
-    arguments.update(kwargs)
+    overrides = {"epochs": 1, "batch_size": 8, **kwargs}
     with pytest.raises(error, match=match):
-        train.fit(**arguments)
+        fit(overrides.pop("train_data", blobs()), **overrides)
 
 
 def test_early_stopping_options_are_keyword_only():
