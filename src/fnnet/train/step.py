@@ -13,6 +13,7 @@ import numpy as np
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
+from fnnet.train.evaluation import data_pair
 from fnnet.train.state import TrainState, check_model_and_optimizer, dropout_key, shuffle_key
 from fnnet.typing import Array
 
@@ -63,12 +64,6 @@ def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard:
     return step
 
 
-def _check_batch(where: str, batch: Any) -> tuple[Array, Array]:
-    if not isinstance(batch, tuple | list) or len(batch) != 2:
-        raise TypeError(f"{where}: `batch` must be a pair (inputs, targets), got {batch!r:.80}.")
-    return batch[0], batch[1]
-
-
 def make_train_step(
     model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, skip_nonfinite: bool = False
 ):
@@ -100,7 +95,7 @@ def make_train_step(
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state: TrainState, batch) -> tuple[TrainState, Array]:
-        inputs, targets = _check_batch("train step", batch)
+        inputs, targets = data_pair("train step", "batch", batch)
         state, loss, _ = train_step(state, inputs, targets, jnp.bool_(True))
         return state, loss
 
@@ -189,11 +184,7 @@ def make_stepwise_epoch(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, 
 
 
 def _check_epoch_data(inputs: Array, targets: Array, batch_size: int) -> None:
-    if inputs.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"train epoch: inputs and targets must have the same number of samples, got "
-            f"{inputs.shape[0]} and {targets.shape[0]}."
-        )
+    data_pair("train epoch", "data", (inputs, targets))
     if inputs.shape[0] < batch_size:
         raise ValueError(
             f"train epoch: `batch_size` {batch_size} exceeds the {inputs.shape[0]} samples; "
