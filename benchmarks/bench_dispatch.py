@@ -40,10 +40,10 @@ MODELS = {
     "MLP 64-128-128-10": (lambda: nn.MLP((128, 128), 10), (64,), 8192, 128, False, 10, False),
     "digits CNN 8x8 (example)": (
         lambda: nn.serial(
-            nn.Conv2D(32, 3),
+            nn.Conv2D(32, 3, use_bias=False),
             nn.BatchNorm(),
             nn.Relu(),
-            nn.Conv2D(64, 3),
+            nn.Conv2D(64, 3, use_bias=False),
             nn.BatchNorm(),
             nn.Relu(),
             nn.MaxPool2D(2),

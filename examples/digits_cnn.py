@@ -20,10 +20,10 @@ from common import print_test_scores, save_curves
 
 def cnn() -> nn.Layer:
     return nn.serial(
-        nn.Conv2D(32, 3), nn.BatchNorm(), nn.Relu(),       # (8, 8, 32)
-        nn.Conv2D(64, 3), nn.BatchNorm(), nn.Relu(),       # (8, 8, 64)
-        nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.3),    # (1024,)
-        nn.Dense(128), nn.Relu(), nn.Dense(10),            # logits
+        nn.Conv2D(32, 3, use_bias=False), nn.BatchNorm(), nn.Relu(),  # (8, 8, 32)
+        nn.Conv2D(64, 3, use_bias=False), nn.BatchNorm(), nn.Relu(),  # (8, 8, 64)
+        nn.MaxPool2D(2), nn.Flatten(), nn.Dropout(0.3),               # (1024,)
+        nn.Dense(128), nn.Relu(), nn.Dense(10),                       # logits
     )  # fmt: skip
 
 

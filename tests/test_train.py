@@ -371,7 +371,7 @@ def test_early_stopping_arguments_are_checked():
 
 def small_cnn():
     return nn.serial(
-        nn.Conv2D(4, 3),
+        nn.Conv2D(4, 3, use_bias=False),  # a bias before BatchNorm cancels (zero gradient)
         nn.BatchNorm(),
         nn.Relu(),
         nn.Dropout(0.2),

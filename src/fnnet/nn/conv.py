@@ -38,7 +38,9 @@ def Conv2D(
       padding: "SAME" (output size ``ceil(size / stride)``), "VALID" (no padding), or an int /
         pair of zero-padding amounts on each side, as PyTorch's ``padding=``.
       dilation: spacing between kernel taps, ``(d_h, d_w)`` or an int.
-      use_bias: add ``b``.
+      use_bias: add ``b``. Pass False when BatchNorm follows: it subtracts the batch mean, so
+        a bias right before it cancels out (its gradient is exactly zero) and only its
+        rounding noise is left for the optimizer, as PyTorch's documentation advises.
       w_init, b_init: initializers (default Glorot uniform with fans ``kh * kw * in`` and
         ``kh * kw * out``, and zeros).
     Returns:

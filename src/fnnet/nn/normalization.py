@@ -37,6 +37,11 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
     running statistics normalise instead. `fit` threads the state through training steps and
     uses it in evaluation.
 
+    A bias added right before BatchNorm (``Dense`` / ``Conv2D`` with ``use_bias=True``)
+    cancels: the batch mean removes it, its true gradient is zero, and an optimizer such as
+    Adam turns the rounding noise of that gradient into full-size steps. Build the layer before
+    BatchNorm with ``use_bias=False``; BatchNorm's own ``bias`` takes its place.
+
     Args:
       momentum: weight of the new batch in the running statistics, in [0, 1].
       eps: added to the variance, > 0.
