@@ -107,7 +107,7 @@ def test_one_hot():
         ),
         (
             lambda k: data.split(k, np.zeros(10), np.zeros(9)),
-            "split: arrays must have the same number of samples; array 0 has 10, array 1 has 9",
+            "split: arrays must have the same number of samples; array 1 has 10, array 2 has 9",
         ),
         (
             lambda k: data.split(k, np.zeros(3), fractions=(0.9, 0.05, 0.05)),
@@ -127,7 +127,7 @@ def test_one_hot():
         ),
         (
             lambda k: data.batches(k, np.zeros(10), np.zeros(8), batch_size=2),
-            "array 0 has 10, array 1 has 8",
+            "array 1 has 10, array 2 has 8",
         ),
         (
             lambda k: data.batches(None, np.zeros(10), batch_size=2),

@@ -189,7 +189,16 @@ def test_mlp_forward_backward_compiles_once(key):
     ("call", "error", "match"),
     [
         (lambda: nn.Dense(0), ValueError, "Dense: `features` must be a positive int, got 0."),
-        (lambda: nn.Dense(2.5), ValueError, "Dense: `features` must be a positive int, got 2.5."),
+        (
+            lambda: nn.Dense(2.5),
+            TypeError,
+            r"Dense: `features` must be a positive int, got 2.5 \(float\).",
+        ),
+        (
+            lambda: nn.Dense("3"),
+            TypeError,
+            r"Dense: `features` must be a positive int, got '3' \(str\).",
+        ),
         (
             lambda: nn.MLP((64, -1), 10),
             ValueError,
@@ -221,14 +230,14 @@ def test_mlp_forward_backward_compiles_once(key):
         (
             lambda: nn.serial(nn.Dense(3), nn.Relu),
             TypeError,
-            r"serial: argument 1 is the function `Relu`, expected a Layer. Did you write `Relu` instead of `Relu\(\)`\?",
+            r"serial: argument 2 is the function `Relu`, expected a Layer. Did you write `Relu` instead of `Relu\(\)`\?",
         ),
-        (lambda: nn.serial(nn.Dense(3), jnp.tanh), TypeError, "serial: argument 1 must be a Layer"),
+        (lambda: nn.serial(nn.Dense(3), jnp.tanh), TypeError, "serial: argument 2 must be a Layer"),
         (lambda: nn.serial(), ValueError, "serial: needs at least one layer"),
         (
             lambda: nn.parallel(nn.Dense(2), "dense"),
             TypeError,
-            "parallel: argument 1 must be a Layer",
+            "parallel: argument 2 must be a Layer",
         ),
         (
             lambda: nn.Dense(3).init(jax.random.key(0), 5),

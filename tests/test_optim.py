@@ -227,8 +227,10 @@ def test_params_keep_dtype_and_jit_compiles_once(name, dtype):
     for _ in range(3):
         state = update(state, jax.tree.map(lambda p: jnp.full_like(p, 0.5), params))
     assert len(traces) == 1
-    for leaf in jax.tree.leaves(state):
+    for leaf in jax.tree.leaves(state._replace(hyperparams={})):
         assert leaf.dtype in (dtype, jnp.int32), (name, leaf.dtype)
+    # Hyperparameters stay float32 whatever the params' dtype: bfloat16 would round 1e-3.
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(state.hyperparams))
     assert state.step.dtype == jnp.int32 and state.step.shape == ()
     assert not jnp.allclose(state.params["w"].astype(jnp.float32), 1.0)
 
@@ -240,9 +242,16 @@ def test_python_scalar_params_become_fixed_dtype_arrays():
 
 def test_states_are_namedtuples_with_documented_fields():
     params = jnp.ones(2)
-    assert optim.sgd(0.1).init(params)._fields == ("step", "params", "momentum")
+    assert optim.sgd(0.1).init(params)._fields == ("step", "params", "momentum", "hyperparams")
     assert optim.sgd(0.1).init(params).momentum is None  # no buffer without momentum
-    assert optim.adam().init(params)._fields == ("step", "params", "mu", "nu", "nu_max")
+    assert optim.adam().init(params)._fields == (
+        "step",
+        "params",
+        "mu",
+        "nu",
+        "nu_max",
+        "hyperparams",
+    )
     assert optim.adam(amsgrad=True).init(params).nu_max is not None
     assert optim.rmsprop().init(params)._fields == (
         "step",
@@ -250,6 +259,7 @@ def test_states_are_namedtuples_with_documented_fields():
         "square_avg",
         "grad_avg",
         "momentum",
+        "hyperparams",
     )
 
 
@@ -354,8 +364,6 @@ def test_schedule_is_called_with_updates_already_applied():
             "adam: `learning_rate` must be a finite number >= 0 .* got inf",
         ),
         (lambda: optim.adam(float("nan")), "got nan"),
-        (lambda: optim.adam("0.1"), r"a schedule \(a callable step -> learning rate.*got '0.1'"),
-        (lambda: optim.rmsprop([0.1]), r"rmsprop: `learning_rate` must be .* got \[0.1\]"),
         (lambda: optim.adam(b1=1.0), r"adam: `b1` must be a number in \[0, 1\), got 1.0"),
         (lambda: optim.adamw(b2=-0.1), r"adamw: `b2` must be a number in \[0, 1\), got -0.1"),
         (
@@ -392,6 +400,26 @@ def test_schedule_is_called_with_updates_already_applied():
 )
 def test_bad_hyperparameters_raise_at_construction(call, match):
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: optim.adam("0.1"),
+            r"adam: `learning_rate` must be .* a schedule \(a callable step -> learning rate.*got '0.1' \(str\)",
+        ),
+        (lambda: optim.adam("fast"), r"adam: `learning_rate` must be .* got 'fast' \(str\)"),
+        (lambda: optim.rmsprop([0.1]), r"rmsprop: `learning_rate` must be .* got \[0.1\] \(list\)"),
+        (lambda: optim.adam(b1="x"), r"adam: `b1` must be a number in \[0, 1\), got 'x' \(str\)"),
+        (lambda: optim.sgd(0.1, momentum=None), r"sgd: `momentum` must be .* got None"),
+        (lambda: optim.rmsprop(eps=True), r"rmsprop: `eps` must be .* got True \(bool\)"),
+        (lambda: optim.clip_by_global_norm(optim.sgd(0.1), "1"), "`max_norm` must be"),
+    ],
+)
+def test_wrong_kinds_of_hyperparameters_raise_type_errors(call, match):
+    with pytest.raises(TypeError, match=match):
         call()
 
 

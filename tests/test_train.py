@@ -1,3 +1,5 @@
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -119,17 +121,24 @@ def test_fit_history_metrics_and_progress_lines(capsys):
         "val_accuracy",
         "val_f1",
         "val_<lambda>",
+        "lr",
+        "seconds",
     ]
     assert all(len(v) == 4 for v in result.history.values())
+    assert result.history["lr"] == [pytest.approx(1e-2)] * 4
     assert result.history["loss"][-1] < result.history["loss"][0]
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "fit: 90 samples, 5 steps of 16 per epoch, each epoch one compiled program"
-    assert len(lines) == 5
+    assert lines[1] == "model: 147 parameters (588 B)"  # 5*16 + 16 + 16*3 + 3
+    assert len(lines) == 6
     assert (
-        lines[1].startswith("epoch 1/4  loss ")
-        and "val_accuracy" in lines[1]
-        and "s with compilation)" in lines[1]
+        lines[2].startswith("epoch 1/4  loss ")
+        and "val_accuracy" in lines[2]
+        and "s with compilation)" in lines[2]
     )
+    # Fixed decimals per column: every epoch's accuracy has as many digits as the first's.
+    widths = {len(re.search(r" accuracy (\S+)", line).group(1)) for line in lines[2:]}
+    assert widths == {6}, lines
     final = train.evaluate(
         nn.MLP((16,), 3),
         result.state,

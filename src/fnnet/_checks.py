@@ -19,15 +19,30 @@ def is_traced(x: Any) -> bool:
 
 
 def positive_int(where: str, name: str, value: Any) -> int:
-    """Returns `value` if it is an int > 0 (bools excluded), else raises."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+    """Returns `value` if it is an int > 0: TypeError for another kind (bools included),
+    ValueError for an int <= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{where}: `{name}` must be a positive int, got {_kind(value)}.")
+    if value <= 0:
         raise ValueError(f"{where}: `{name}` must be a positive int, got {value!r}.")
     return int(value)
 
 
+def _kind(value: Any) -> str:
+    """`value` in a wrong-kind error: its repr when short, and its type."""
+    shown = repr(value)
+    return f"{shown} ({type(value).__name__})" if len(shown) <= 40 else type(value).__name__
+
+
 def real_number(where: str, name: str, value: Any, rule: str) -> float:
-    """Returns `value` as a float if it is a finite real number, else raises with `rule`."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    """Returns `value` as a float if it is a finite real number (a Python or NumPy number, or a
+    concrete scalar array); TypeError for another kind, ValueError for inf or NaN."""
+    is_scalar_array = hasattr(value, "shape") and value.shape == () and not is_traced(value)
+    if is_scalar_array and np.issubdtype(value.dtype, np.number):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{where}: `{name}` must be {rule}, got {_kind(value)}.")
+    if not math.isfinite(value):
         raise ValueError(f"{where}: `{name}` must be {rule}, got {value!r}.")
     return float(value)
 
@@ -133,19 +148,19 @@ def prng_key(where: str, key: Any) -> None:
         raise TypeError(f"{where}: `key` must be a JAX PRNG key, got {key!r}; pass {hint}.")
 
 
-def initializer(where: str, name: str, init: Any) -> None:
-    """Raises unless `init` is an initializer ``init(key, shape, dtype)``; hints at a factory
-    passed without its call, e.g. ``glorot_uniform`` for ``glorot_uniform()``."""
-    from fnnet import initializers  # here, not at the top: initializers imports this module
-
-    factories = {getattr(initializers, n) for n in initializers.__all__}
-    if init in factories:
-        raise TypeError(
-            f"{where}: `{name}` got the factory `{init.__name__}`; did you write "
-            f"`{init.__name__}` instead of `{init.__name__}()`?"
+def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
+    """`data` as ``(inputs, targets)`` after checking it is a pair of equally long arrays."""
+    if not isinstance(data, tuple | list) or len(data) != 2:
+        got = (
+            f"a {type(data).__name__} of {len(data)}"
+            if isinstance(data, tuple | list)
+            else (f"{type(data).__name__} {shape_str(data)}")
         )
-    if not callable(init):
-        raise TypeError(
-            f"{where}: `{name}` must be an initializer init(key, shape, dtype), such as "
-            f"`fnnet.initializers.glorot_uniform()`, got {type(init).__name__} {init!r}."
+        raise TypeError(f"{where}: `{name}` must be a pair (inputs, targets), got {got}.")
+    inputs, targets = data
+    if np.shape(inputs)[:1] != np.shape(targets)[:1]:
+        raise ValueError(
+            f"{where}: `{name}` inputs and targets must have the same number of samples, got "
+            f"{np.shape(inputs)[:1]} and {np.shape(targets)[:1]}."
         )
+    return inputs, targets

@@ -24,7 +24,7 @@ def num_samples(where: str, arrays: Sequence[Any], names: Sequence[str] | None =
     """The shared length of the arrays' first axis; raises naming each length if they differ."""
     if not arrays:
         raise ValueError(f"{where}: needs at least one array, got none.")
-    names = names or [f"array {i}" for i in range(len(arrays))]
+    names = names or [f"array {i}" for i in range(1, len(arrays) + 1)]
     lengths = []
     for name, array in zip(names, arrays, strict=True):
         if np.ndim(array) == 0:

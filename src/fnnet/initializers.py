@@ -138,3 +138,19 @@ def zeros() -> Initializer:
 def ones() -> Initializer:
     """All ones; the key is ignored."""
     return _constant(1.0)
+
+
+def check_initializer(where: str, name: str, init: object) -> None:
+    """Raises unless `init` is an initializer ``init(key, shape, dtype)``; hints at a factory
+    passed without its call, e.g. ``glorot_uniform`` for ``glorot_uniform()``."""
+    factories = {globals()[factory] for factory in __all__}
+    if init in factories:
+        raise TypeError(
+            f"{where}: `{name}` got the factory `{init.__name__}`; did you write "
+            f"`{init.__name__}` instead of `{init.__name__}()`?"
+        )
+    if not callable(init):
+        raise TypeError(
+            f"{where}: `{name}` must be an initializer init(key, shape, dtype), such as "
+            f"`fnnet.initializers.glorot_uniform()`, got {type(init).__name__} {init!r}."
+        )

@@ -34,6 +34,7 @@ from fnnet.nn.mlp import MLP
 from fnnet.nn.normalization import BatchNorm, LayerNorm
 from fnnet.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnnet.nn.recurrent import GRU, LSTM
+from fnnet.nn.summary import summary
 
 __all__ = [
     "GRU",
@@ -67,4 +68,5 @@ __all__ = [
     "parallel",
     "residual",
     "serial",
+    "summary",
 ]

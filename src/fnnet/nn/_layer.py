@@ -24,6 +24,7 @@ InitFn = Callable[[PRNGKey, Any], tuple[Params, State]]
 ApplyFn = Callable[..., tuple[Any, State]]
 
 _INTEGER_INPUTS = "_fnnet_integer_inputs"
+_SUBLAYERS = "_fnnet_sublayers"
 
 
 class Layer(NamedTuple):
@@ -43,6 +44,23 @@ def integer_inputs(apply: ApplyFn, num_ids: int) -> ApplyFn:
 def id_bound(layer: Layer) -> int | None:
     """``num_ids`` if `layer` consumes integer ids in ``[0, num_ids)``, else None."""
     return getattr(layer.apply, _INTEGER_INPUTS, None)
+
+
+def with_sublayers(apply: ApplyFn, layers: tuple[Layer, ...]) -> ApplyFn:
+    """Marks `apply` as applying `layers` in sequence, their params at ``[i]`` (for summary)."""
+    setattr(apply, _SUBLAYERS, layers)
+    return apply
+
+
+def sublayers(layer: Layer) -> tuple[Layer, ...] | None:
+    """The layers a `serial` applies in sequence, or None for any other layer."""
+    return getattr(layer.apply, _SUBLAYERS, None)
+
+
+def layer_name(layer: Layer) -> str:
+    """The constructor that built `layer` (``Dense``, ``serial``, ...), from its apply's name."""
+    qualname = getattr(layer.apply, "__qualname__", "")
+    return qualname.split(".<locals>")[0] if ".<locals>" in qualname else type(layer).__name__
 
 
 def is_shape(x: Any) -> bool:

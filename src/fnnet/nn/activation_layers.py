@@ -35,6 +35,7 @@ def elementwise(function: Callable[[Array], Array], name: str = "Activation") ->
     def apply(params, state, inputs, *, key=None, train=False):
         return function(inputs), state
 
+    apply.__qualname__ = f"{name}.<locals>.apply"  # the constructor's name, for nn.summary
     return Layer(init, apply)
 
 

@@ -16,6 +16,7 @@ from fnnet.nn._layer import (
     integer_inputs,
     output_specs,
     shapes_without_batch,
+    with_sublayers,
 )
 
 __all__ = ["Add", "Concatenate", "parallel", "residual", "serial"]
@@ -24,7 +25,7 @@ __all__ = ["Add", "Concatenate", "parallel", "residual", "serial"]
 def _checked_layers(where: str, layers: tuple) -> tuple[Layer, ...]:
     if not layers:
         raise ValueError(f"{where}: needs at least one layer, got none.")
-    for position, layer in enumerate(layers):
+    for position, layer in enumerate(layers, start=1):  # counted from 1, as people count
         check_layer(where, position, layer)
     return layers
 
@@ -98,7 +99,7 @@ def serial(*layers: Layer) -> Layer:
             new_states.append(layer_state)
         return inputs, tuple(new_states)
 
-    return _tagged(init, apply, num_ids)
+    return _tagged(init, with_sublayers(apply, layers), num_ids)
 
 
 def parallel(*layers: Layer) -> Layer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from fnnet import _checks
-from fnnet.initializers import glorot_uniform, zeros
+from fnnet.initializers import check_initializer, glorot_uniform, zeros
 from fnnet.nn._layer import Layer
 from fnnet.nn._spatial import Padding, check_fits, check_image_shape, check_padding
 from fnnet.typing import Initializer
@@ -63,8 +63,8 @@ def Conv2D(
     strides = _checks.int_pair(where, "strides", strides)
     dilation = _checks.int_pair(where, "dilation", dilation)
     padding = check_padding(where, padding)
-    _checks.initializer(where, "w_init", w_init)
-    _checks.initializer(where, "b_init", b_init)
+    check_initializer(where, "w_init", w_init)
+    check_initializer(where, "b_init", b_init)
     extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
 
     def init(key, input_shape):

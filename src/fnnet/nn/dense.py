@@ -7,7 +7,7 @@ import math
 import jax
 
 from fnnet import _checks
-from fnnet.initializers import glorot_uniform, zeros
+from fnnet.initializers import check_initializer, glorot_uniform, zeros
 from fnnet.nn._layer import Layer, check_input_shape
 from fnnet.typing import Initializer
 
@@ -45,8 +45,8 @@ def Dense(
       (32, 10)
     """
     _checks.positive_int("Dense", "features", features)
-    _checks.initializer("Dense", "w_init", w_init)
-    _checks.initializer("Dense", "b_init", b_init)
+    check_initializer("Dense", "w_init", w_init)
+    check_initializer("Dense", "b_init", b_init)
 
     def init(key, input_shape):
         check_input_shape("Dense", input_shape)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from fnnet import _checks
-from fnnet.initializers import normal
+from fnnet.initializers import check_initializer, normal
 from fnnet.nn._layer import Layer, check_input_shape, integer_inputs
 from fnnet.typing import Initializer
 
@@ -41,7 +41,7 @@ def Embedding(
     where = "Embedding"
     num_embeddings = _checks.positive_int(where, "num_embeddings", num_embeddings)
     features = _checks.positive_int(where, "features", features)
-    _checks.initializer(where, "w_init", w_init)
+    check_initializer(where, "w_init", w_init)
 
     def init(key, input_shape):
         check_input_shape(where, input_shape)

@@ -56,6 +56,7 @@ def _recurrent(where: str, features: int, num_gates: int, cell: Callable, initia
         _, outputs = jax.lax.scan(step, carry, jnp.swapaxes(projected, 0, 1))
         return jnp.swapaxes(outputs, 0, 1), state
 
+    apply.__qualname__ = f"{where}.<locals>.apply"  # LSTM or GRU, for nn.summary
     return Layer(init, apply)
 
 

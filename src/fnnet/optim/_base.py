@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Real
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from fnnet.optim._hyperparams import check
 from fnnet.typing import Array, Params
 
 Schedule = Callable[[Array], Array | float]
@@ -23,32 +23,48 @@ class Optimizer(NamedTuple):
     update: Callable[[Any, Params], Any]
 
 
-def learning_rate_schedule(where: str, learning_rate: float | Schedule) -> Schedule:
-    """`learning_rate` as a schedule ``step -> lr``, after checking a constant is finite and >= 0.
+def split_learning_rate(where: str, learning_rate: Any) -> tuple[Schedule | None, dict[str, Any]]:
+    """``(schedule, hyperparams)`` for a learning rate given as a number or a schedule.
+
+    A number becomes the hyperparameter ``learning_rate`` (schedule None); a schedule
+    ``step -> lr`` is kept, with the hyperparameter ``learning_rate_scale`` (1.0) that
+    multiplies it.
 
     Raises:
-      ValueError: for a negative or non-finite number, or anything neither a number nor callable.
+      TypeError: for anything neither a number nor callable.
+      ValueError: for a negative or non-finite number.
     """
     if callable(learning_rate):
-        return learning_rate
-    if (
-        hasattr(learning_rate, "shape")
-        and learning_rate.shape == ()
-        and not isinstance(learning_rate, jax.core.Tracer)
-    ):
-        learning_rate = float(learning_rate)  # a NumPy or JAX scalar
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, Real)
-        or not math.isfinite(learning_rate)
-        or learning_rate < 0
-    ):
-        raise ValueError(
-            f"{where}: `learning_rate` must be a finite number >= 0 or a schedule (a callable "
-            f"step -> learning rate, see fnnet.optim.schedules), got {learning_rate!r}."
-        )
-    value = float(learning_rate)
-    return lambda step: value
+        return learning_rate, {"learning_rate_scale": 1.0}
+    return None, {"learning_rate": check(where, "learning_rate", learning_rate)}
+
+
+def learning_rate_at(schedule: Schedule | None, hyperparams: dict[str, Array], step: Array):
+    """The learning rate of the update about to be applied at `step` (updates so far)."""
+    if schedule is None:
+        return hyperparams["learning_rate"]
+    return schedule(step) * hyperparams["learning_rate_scale"]
+
+
+def make_optimizer(init: Callable, update: Callable, schedule: Schedule | None) -> Optimizer:
+    """An Optimizer whose update knows its learning-rate schedule (for `current_learning_rate`)."""
+    update.learning_rate_schedule = schedule
+    return Optimizer(init, update)
+
+
+def current_learning_rate(optimizer: Optimizer, opt_state: Any) -> float:
+    """The learning rate the next update of `optimizer` would apply to `opt_state`, or NaN for
+    an optimizer that does not say (one built by hand)."""
+    hyperparams = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hyperparams, dict) or not hasattr(optimizer.update, "learning_rate_schedule"):
+        return math.nan
+    schedule = optimizer.update.learning_rate_schedule
+    return float(learning_rate_at(schedule, hyperparams, opt_state.step))
+
+
+def signed(grads: Params, maximize: bool) -> Params:
+    """The gradients to descend: negated with `maximize` (PyTorch's option, ascending)."""
+    return jax.tree.map(jnp.negative, grads) if maximize else grads
 
 
 def init_params(where: str, params: Params) -> Params:

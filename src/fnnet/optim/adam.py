@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from fnnet import _checks
+from fnnet.optim import _hyperparams
 from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
     init_params,
     initial_step,
-    learning_rate_schedule,
+    learning_rate_at,
+    make_optimizer,
     map_leaves,
+    signed,
+    split_learning_rate,
     zeros_like,
 )
 from fnnet.typing import Array, Params
@@ -29,15 +31,16 @@ class AdamState(NamedTuple):
     mu: Params  # first moment m, shaped like params
     nu: Params  # second moment v, shaped like params
     nu_max: Params | None  # running maximum of v (AMSGrad); None unless amsgrad
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), b1, b2, eps, weight_decay
 
 
-def _one_minus_power(b: float, t: Array) -> Array:
-    """``1 - b**t`` without float32 cancellation: ``-expm1(t log b)`` with ``log b`` in float64.
+def _one_minus_power(b: Array, t: Array) -> Array:
+    """``1 - b**t`` without cancellation: ``-expm1(t log b)`` (1 for ``b == 0``).
 
     Plain ``1 - 0.999**1`` in float32 is off by 1e-5 relative; this matches PyTorch's float64
     bias corrections to float32 rounding.
     """
-    return jnp.ones_like(t) if b == 0 else -jnp.expm1(t * math.log(b))
+    return -jnp.expm1(t * jnp.log(b))
 
 
 def _adam(
@@ -49,29 +52,37 @@ def _adam(
     weight_decay: float,
     amsgrad: bool,
     decoupled: bool,
+    maximize: bool,
 ) -> Optimizer:
-    lr_at = learning_rate_schedule(where, learning_rate)
-    b1 = _checks.unit_interval(where, "b1", b1)
-    b2 = _checks.unit_interval(where, "b2", b2)
-    eps = _checks.non_negative(where, "eps", eps)
-    wd = _checks.non_negative(where, "weight_decay", weight_decay)
+    schedule, values = split_learning_rate(where, learning_rate)
+    for name, value in (("b1", b1), ("b2", b2), ("eps", eps), ("weight_decay", weight_decay)):
+        values[name] = _hyperparams.check(where, name, value)
 
     def init(params: Params) -> AdamState:
         params = init_params(where, params)
         nu_max = zeros_like(params) if amsgrad else None
-        return AdamState(initial_step(), params, zeros_like(params), zeros_like(params), nu_max)
+        return AdamState(
+            initial_step(),
+            params,
+            zeros_like(params),
+            zeros_like(params),
+            nu_max,
+            _hyperparams.as_state(values),
+        )
 
     def update(state: AdamState, grads: Params) -> AdamState:
         check_grads(f"{where}.update", state.params, grads)
-        lr = lr_at(state.step)
-        t = (state.step + 1).astype(jnp.float32)
+        h = state.hyperparams
+        lr = learning_rate_at(schedule, h, state.step)
+        b1, b2, eps, wd = h["b1"], h["b2"], h["eps"], h["weight_decay"]
+        t = (state.step + 1).astype(b1.dtype)
         step_size = lr / _one_minus_power(b1, t)
         bias_correction2_sqrt = jnp.sqrt(_one_minus_power(b2, t))
 
         def rule(p, g, m, v, v_max):
-            if wd and decoupled:
+            if decoupled:
                 p = p * (1 - lr * wd)
-            elif wd:
+            else:
                 g = g + wd * p
             m = m + (1 - b1) * (g - m)
             v = b2 * v + (1 - b2) * g * g
@@ -81,11 +92,11 @@ def _adam(
             return p - step_size * m / denom, m, v, v_max
 
         params, mu, nu, nu_max = map_leaves(
-            rule, state.params, grads, state.mu, state.nu, state.nu_max
+            rule, state.params, signed(grads, maximize), state.mu, state.nu, state.nu_max
         )
-        return AdamState(state.step + 1, params, mu, nu, nu_max)
+        return AdamState(state.step + 1, params, mu, nu, nu_max, h)
 
-    return Optimizer(init, update)
+    return make_optimizer(init, update, schedule)
 
 
 def adam(
@@ -96,6 +107,7 @@ def adam(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
     amsgrad: bool = False,
+    maximize: bool = False,
 ) -> Optimizer:
     """Adam, step for step as ``torch.optim.Adam`` (weight decay is a coupled L2 penalty).
 
@@ -113,10 +125,27 @@ def adam(
       eps: added to the denominator, >= 0.
       weight_decay: coupled L2 coefficient >= 0 (use `adamw` for decoupled decay).
       amsgrad: keep the running maximum of ``v`` (AMSGrad).
+      maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.
+
+    The float hyperparameters may be Python numbers or JAX arrays, concrete or traced; they
+    live in the state (`fnnet.optim.hyperparams`), so a jitted step can change them without
+    retracing.
+
     Raises:
-      ValueError: for a hyperparameter out of range or not finite.
+      TypeError: for a hyperparameter that is not a number.
+      ValueError: for a concrete hyperparameter out of range or not finite.
     """
-    return _adam("adam", learning_rate, b1, b2, eps, weight_decay, amsgrad, decoupled=False)
+    return _adam(
+        "adam",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        amsgrad,
+        decoupled=False,
+        maximize=maximize,
+    )
 
 
 def adamw(
@@ -127,6 +156,7 @@ def adamw(
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
     amsgrad: bool = False,
+    maximize: bool = False,
 ) -> Optimizer:
     """AdamW, step for step as ``torch.optim.AdamW``: decoupled weight decay.
 
@@ -139,4 +169,14 @@ def adamw(
     with ``m_t``, ``v̂_t`` as in `adam` (without the L2 term). Arguments as `adam`; the
     default `weight_decay` is 1e-2, as PyTorch.
     """
-    return _adam("adamw", learning_rate, b1, b2, eps, weight_decay, amsgrad, decoupled=True)
+    return _adam(
+        "adamw",
+        learning_rate,
+        b1,
+        b2,
+        eps,
+        weight_decay,
+        amsgrad,
+        decoupled=True,
+        maximize=maximize,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from fnnet import _checks
-from fnnet.optim._base import Optimizer, check_grads
+from fnnet.optim import _hyperparams
+from fnnet.optim._base import Optimizer, check_grads, make_optimizer
 from fnnet.typing import Array, Params
 
 __all__ = ["clip_by_global_norm", "global_norm"]
@@ -26,7 +26,8 @@ def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
 
     ``norm`` is the L2 norm of all gradients together, so this equals PyTorch's
     ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` called before ``optimizer.step()``.
-    The state is the wrapped optimizer's own.
+    The state is the wrapped optimizer's own, with ``max_norm`` added to its hyperparameters
+    (so `with_hyperparams` can change it too).
 
     Args:
       optimizer: any fnnet Optimizer.
@@ -40,12 +41,19 @@ def clip_by_global_norm(optimizer: Optimizer, max_norm: float) -> Optimizer:
             "clip_by_global_norm: `optimizer` must be an fnnet Optimizer such as "
             f"`fnnet.optim.adam()`, got {type(optimizer).__name__}."
         )
-    max_norm = _checks.positive("clip_by_global_norm", "max_norm", max_norm)
+    max_norm = _hyperparams.check("clip_by_global_norm", "max_norm", max_norm)
+
+    def init(params: Params):
+        state = optimizer.init(params)
+        extra = _hyperparams.as_state({"max_norm": max_norm})
+        return state._replace(hyperparams={**state.hyperparams, **extra})
 
     def update(state, grads: Params):
         check_grads("clip_by_global_norm.update", state.params, grads)
-        scale = jnp.minimum(1.0, max_norm / (global_norm(grads) + 1e-6))
+        norm = global_norm(grads)
+        scale = jnp.minimum(1.0, state.hyperparams["max_norm"] / (norm + 1e-6))
         clipped = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
         return optimizer.update(state, clipped)
 
-    return Optimizer(optimizer.init, update)
+    schedule = getattr(optimizer.update, "learning_rate_schedule", None)
+    return make_optimizer(init, update, schedule)

@@ -7,14 +7,18 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from fnnet import _checks
+from fnnet.optim import _hyperparams
 from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
     init_params,
     initial_step,
-    learning_rate_schedule,
+    learning_rate_at,
+    make_optimizer,
     map_leaves,
+    signed,
+    split_learning_rate,
     zeros_like,
 )
 from fnnet.typing import Array, Params
@@ -28,6 +32,8 @@ class RMSpropState(NamedTuple):
     square_avg: Params  # v: running mean of g², shaped like params
     grad_avg: Params | None  # running mean of g (centered); None unless centered
     momentum: Params | None  # momentum buffers b; None if momentum == 0
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), decay, eps,
+    # weight_decay, and momentum unless it is 0
 
 
 def rmsprop(
@@ -39,6 +45,7 @@ def rmsprop(
     centered: bool = False,
     weight_decay: float = 0.0,
     eps_in_sqrt: bool = False,
+    maximize: bool = False,
 ) -> Optimizer:
     """RMSprop, step for step as ``torch.optim.RMSprop`` (``decay`` is PyTorch's ``alpha``).
 
@@ -61,15 +68,23 @@ def rmsprop(
       eps: >= 0. momentum: >= 0. weight_decay: coupled L2 coefficient >= 0.
       centered: normalise by the estimated variance instead of the raw second moment.
       eps_in_sqrt: add eps inside the square root.
+      maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.
+
+    Float hyperparameters may be numbers or JAX arrays, concrete or traced, and live in the
+    state (`fnnet.optim.hyperparams`); a concrete ``momentum == 0`` keeps no buffer.
+
     Raises:
-      ValueError: for a hyperparameter out of range or not finite.
+      TypeError: for a hyperparameter that is not a number.
+      ValueError: for a concrete hyperparameter out of range or not finite.
     """
     where = "rmsprop"
-    lr_at = learning_rate_schedule(where, learning_rate)
-    decay = _checks.unit_interval(where, "decay", decay)
-    eps = _checks.non_negative(where, "eps", eps)
-    mu = _checks.non_negative(where, "momentum", momentum)
-    wd = _checks.non_negative(where, "weight_decay", weight_decay)
+    schedule, values = split_learning_rate(where, learning_rate)
+    for name, value in (("decay", decay), ("eps", eps), ("weight_decay", weight_decay)):
+        values[name] = _hyperparams.check(where, name, value)
+    momentum = _hyperparams.check(where, "momentum", momentum)
+    has_buffer = _checks.is_traced(momentum) or momentum != 0
+    if has_buffer:
+        values["momentum"] = momentum
 
     def init(params: Params) -> RMSpropState:
         params = init_params(where, params)
@@ -78,16 +93,18 @@ def rmsprop(
             params,
             zeros_like(params),
             zeros_like(params) if centered else None,
-            zeros_like(params) if mu else None,
+            zeros_like(params) if has_buffer else None,
+            _hyperparams.as_state(values),
         )
 
     def update(state: RMSpropState, grads: Params) -> RMSpropState:
         check_grads(f"{where}.update", state.params, grads)
-        lr = lr_at(state.step)
+        h = state.hyperparams
+        lr = learning_rate_at(schedule, h, state.step)
+        decay, eps = h["decay"], h["eps"]
 
         def rule(p, g, v, a, buf):
-            if wd:
-                g = g + wd * p
+            g = g + h["weight_decay"] * p
             v = decay * v + (1 - decay) * g * g
             if centered:
                 a = a + (1 - decay) * (g - a)
@@ -95,14 +112,19 @@ def rmsprop(
             else:
                 v_hat = v
             r = jnp.sqrt(v_hat + eps) if eps_in_sqrt else jnp.sqrt(v_hat) + eps
-            if mu:
-                buf = mu * buf + g / r
+            if has_buffer:
+                buf = h["momentum"] * buf + g / r
                 return p - lr * buf, v, a, buf
             return p - lr * g / r, v, a, buf
 
         params, square_avg, grad_avg, buffers = map_leaves(
-            rule, state.params, grads, state.square_avg, state.grad_avg, state.momentum
+            rule,
+            state.params,
+            signed(grads, maximize),
+            state.square_avg,
+            state.grad_avg,
+            state.momentum,
         )
-        return RMSpropState(state.step + 1, params, square_avg, grad_avg, buffers)
+        return RMSpropState(state.step + 1, params, square_avg, grad_avg, buffers, h)
 
-    return Optimizer(init, update)
+    return make_optimizer(init, update, schedule)

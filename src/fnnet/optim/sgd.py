@@ -7,14 +7,18 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from fnnet import _checks
+from fnnet.optim import _hyperparams
 from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
     init_params,
     initial_step,
-    learning_rate_schedule,
+    learning_rate_at,
+    make_optimizer,
     map_leaves,
+    signed,
+    split_learning_rate,
     zeros_like,
 )
 from fnnet.typing import Array, Params
@@ -26,6 +30,8 @@ class SGDState(NamedTuple):
     step: Array  # () int32: updates applied so far
     params: Params
     momentum: Params | None  # momentum buffers b, shaped like params; None if momentum == 0
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), weight_decay,
+    # and momentum, dampening unless momentum == 0
 
 
 def sgd(
@@ -35,6 +41,7 @@ def sgd(
     dampening: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    maximize: bool = False,
 ) -> Optimizer:
     """SGD, step for step as ``torch.optim.SGD``.
 
@@ -53,41 +60,52 @@ def sgd(
       dampening: in [0, 1]; PyTorch's convention, not applied on the first step.
       nesterov: Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
       weight_decay: coupled L2 penalty coefficient >= 0.
+      maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.
+
+    Float hyperparameters may be numbers or JAX arrays, concrete or traced, and live in the
+    state (`fnnet.optim.hyperparams`). A concrete ``momentum == 0`` keeps no buffer (and no
+    ``momentum`` / ``dampening`` hyperparameters); a traced momentum always keeps one.
+
     Raises:
-      ValueError: for a negative or non-finite hyperparameter or Nesterov without momentum or
-        with dampening.
+      TypeError: for a hyperparameter that is not a number.
+      ValueError: for a concrete hyperparameter that is negative or not finite, a dampening
+        above 1, or Nesterov without momentum or with dampening.
     """
     where = "sgd"
-    lr_at = learning_rate_schedule(where, learning_rate)
-    mu = _checks.non_negative(where, "momentum", momentum)
-    damp = _checks.non_negative(where, "dampening", dampening)
-    if damp > 1:
-        raise ValueError(f"{where}: `dampening` must be a number in [0, 1], got {dampening!r}.")
-    wd = _checks.non_negative(where, "weight_decay", weight_decay)
-    if nesterov and (mu <= 0 or damp != 0):
+    schedule, values = split_learning_rate(where, learning_rate)
+    values["weight_decay"] = _hyperparams.check(where, "weight_decay", weight_decay)
+    momentum = _hyperparams.check(where, "momentum", momentum)
+    dampening = _hyperparams.check(where, "dampening", dampening)
+    has_buffer = _checks.is_traced(momentum) or momentum != 0
+    if has_buffer:
+        values.update(momentum=momentum, dampening=dampening)
+    concrete = not (_checks.is_traced(momentum) or _checks.is_traced(dampening))
+    if nesterov and concrete and (momentum <= 0 or dampening != 0):
         raise ValueError(
-            f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got momentum={mu} "
-            f"and dampening={damp}."
+            f"{where}: nesterov=True needs momentum > 0 and dampening == 0, got "
+            f"momentum={momentum} and dampening={dampening}."
         )
 
     def init(params: Params) -> SGDState:
         params = init_params(where, params)
-        return SGDState(initial_step(), params, zeros_like(params) if mu else None)
+        buffers = zeros_like(params) if has_buffer else None
+        return SGDState(initial_step(), params, buffers, _hyperparams.as_state(values))
 
     def update(state: SGDState, grads: Params) -> SGDState:
         check_grads(f"{where}.update", state.params, grads)
-        lr = lr_at(state.step)
+        h = state.hyperparams
+        lr = learning_rate_at(schedule, h, state.step)
         first = state.step == 0
 
         def rule(p, g, buf):
-            if wd:
-                g = g + wd * p
-            if mu:
+            g = g + h["weight_decay"] * p
+            if has_buffer:
+                mu, damp = h["momentum"], h["dampening"]
                 buf = jnp.where(first, g, mu * buf + (1 - damp) * g)
                 g = g + mu * buf if nesterov else buf
             return p - lr * g, buf
 
-        params, buffers = map_leaves(rule, state.params, grads, state.momentum)
-        return SGDState(state.step + 1, params, buffers)
+        params, buffers = map_leaves(rule, state.params, signed(grads, maximize), state.momentum)
+        return SGDState(state.step + 1, params, buffers, h)
 
-    return Optimizer(init, update)
+    return make_optimizer(init, update, schedule)

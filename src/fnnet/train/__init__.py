@@ -1,32 +1,49 @@
-"""Training: TrainState, compiled steps and epochs, fit, evaluate and predict.
+"""Training: TrainState, compiled steps and epochs, callbacks, fit, evaluate and predict.
 
 state = init_state(model, optimizer, key, input_shape)
 step = make_train_step(model, loss_fn, optimizer)          # (state, batch) -> (state, loss)
 epoch = make_train_epoch(model, loss_fn, optimizer, batch_size=32)
-result = fit(model, loss_fn, optimizer, (x, y), epochs=20, batch_size=32, key=key)
+result = fit(model, loss_fn, optimizer, (x, y), epochs=20, batch_size=32, key=key,
+             callbacks=[EarlyStopping(5), ReduceLROnPlateau(patience=2), CSVLogger("log.csv")])
 """
 
-from fnnet.train.evaluation import evaluate, predict
-from fnnet.train.fit import EarlyStopping, FitResult, NonFiniteLossError, fit
-from fnnet.train.state import TrainState, init_state
-from fnnet.train.step import (
+from fnnet.train.callbacks import Callback, CSVLogger, EarlyStopping, ReduceLROnPlateau
+from fnnet.train.epoch import (
+    EpochRunner,
+    epoch_runner,
     make_stepwise_epoch,
     make_train_epoch,
-    make_train_step,
+    run_epoch,
     shuffle_indices,
 )
+from fnnet.train.evaluation import evaluate, history_row, predict
+from fnnet.train.fit import FitResult, NonFiniteLossError, fit
+from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.state import TrainState, check_state, init_state
+from fnnet.train.step import make_train_step
 
 __all__ = [
+    "CSVLogger",
+    "Callback",
     "EarlyStopping",
+    "EpochRunner",
     "FitResult",
     "NonFiniteLossError",
+    "ReduceLROnPlateau",
     "TrainState",
+    "check_batching",
+    "check_model_fits_data",
+    "check_state",
+    "epoch_runner",
     "evaluate",
     "fit",
+    "history_row",
     "init_state",
     "make_stepwise_epoch",
     "make_train_epoch",
     "make_train_step",
     "predict",
+    "prepare_data",
+    "run_epoch",
     "shuffle_indices",
 ]

@@ -17,7 +17,7 @@ import jax
 
 from fnnet import _checks
 
-DISPATCHES = ("auto", "scan", "step")
+DISPATCHES = ("auto", "scan", "step")  # "scan" and "step" are epoch.DISPATCHES
 _SLOW_IN_CPU_LOOPS = frozenset({"conv_general_dilated"})
 
 
@@ -33,7 +33,8 @@ def primitives(jaxpr: Any) -> Iterator[str]:
 
 
 def choose(dispatch: str, step_fn, *example_args) -> str:
-    """Resolves ``dispatch="auto"`` to "scan" or "step" for the step ``step_fn(*example_args)``."""
+    """Resolves ``dispatch="auto"`` to "scan" or "step" for the step ``step_fn(*example_args)``
+    (traced abstractly, nothing runs)."""
     _checks.one_of("fit", "dispatch", dispatch, DISPATCHES)
     if dispatch != "auto":
         return dispatch

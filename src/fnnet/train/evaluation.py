@@ -176,24 +176,35 @@ def evaluate(
       >>> # evaluate(model, state, (x_test, y_test), metrics=("accuracy", "f1"))
     """
     metric_items = resolve_metrics("evaluate", metrics)
-    inputs, targets = data_pair("evaluate", "data", data)
+    inputs, targets = _checks.data_pair("evaluate", "data", data)
     outputs = _predict("evaluate", model, state, inputs, batch_size)
     return scores(loss_fn, metric_items, outputs, jnp.asarray(targets))
 
 
-def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
-    """`data` as ``(inputs, targets)`` after checking it is a pair of equally long arrays."""
-    if not isinstance(data, tuple | list) or len(data) != 2:
-        got = (
-            f"a {type(data).__name__} of {len(data)}"
-            if isinstance(data, tuple | list)
-            else (f"{type(data).__name__} {_checks.shape_str(data)}")
-        )
-        raise TypeError(f"{where}: `{name}` must be a pair (inputs, targets), got {got}.")
-    inputs, targets = data
-    if np.shape(inputs)[:1] != np.shape(targets)[:1]:
-        raise ValueError(
-            f"{where}: `{name}` inputs and targets must have the same number of samples, got "
-            f"{np.shape(inputs)[:1]} and {np.shape(targets)[:1]}."
-        )
-    return inputs, targets
+def history_keys(metric_items, validation: bool) -> list[str]:
+    """The scored keys of a run's history: "loss", the metrics, and their "val_" twins."""
+    names = ["loss"] + [name for name, _ in metric_items]
+    return names + ([f"val_{name}" for name in names] if validation else [])
+
+
+def history_row(
+    model: Layer,
+    state: TrainState,
+    loss_fn,
+    metric_items,
+    step_losses: Array,
+    train_data: tuple[Array, Array],
+    validation_data: tuple[Array, Array] | None,
+) -> dict[str, float]:
+    """One epoch's scores: the mean training loss of its steps, the metrics on the training
+    data (in evaluation mode, if any are asked for) and loss and metrics on the validation
+    data."""
+    row = {"loss": float(np.mean(step_losses))}
+    if metric_items:
+        outputs = predict(model, state, train_data[0])
+        row.update(scores(None, metric_items, outputs, train_data[1]))
+    if validation_data is not None:
+        outputs = predict(model, state, validation_data[0])
+        validation = scores(loss_fn, metric_items, outputs, validation_data[1])
+        row.update({f"val_{name}": value for name, value in validation.items()})
+    return row

@@ -84,3 +84,51 @@ def dropout_key(state: TrainState) -> PRNGKey:
 def shuffle_key(state: TrainState) -> PRNGKey:
     """The key of the epoch starting at the state's step (a new order every epoch)."""
     return jax.random.fold_in(jax.random.fold_in(state.key, 1), state.step)
+
+
+def _leaf_str(leaf: Any) -> str:
+    return f"{tuple(leaf.shape)} {leaf.dtype}" if hasattr(leaf, "shape") else type(leaf).__name__
+
+
+def _owner(path: str) -> str:
+    if path.startswith(".opt_state.params"):
+        return "the model's params"
+    if path.startswith(".opt_state"):
+        return "the optimizer's state"
+    return "the model's state" if path.startswith(".model_state") else "the TrainState"
+
+
+def check_state(
+    where: str, state: Any, model: Layer, optimizer: Optimizer, input_shape: tuple[int, ...]
+) -> TrainState:
+    """Raises unless `state` has the tree structure, shapes and dtypes that
+    ``init_state(model, optimizer, key, input_shape)`` gives; names the first differing path.
+
+    Only shapes are compared (`jax.eval_shape`: nothing is computed), so params, moments and
+    hyperparameter values may be anything trained or set.
+    """
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"{where}: `initial_state` must be a TrainState (e.g. `result.state` of an earlier "
+            f"fit, or `train.init_state(...)`), got {type(state).__name__}."
+        )
+    expected = jax.eval_shape(lambda key: init_state(model, optimizer, key, input_shape), state.key)
+    got = dict(jax.tree_util.tree_flatten_with_path(state)[0])
+    want = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
+    got_paths = {jax.tree_util.keystr(p): leaf for p, leaf in got.items()}
+    want_paths = {jax.tree_util.keystr(p): leaf for p, leaf in want.items()}
+    for path in [*want_paths, *got_paths]:
+        mine, theirs = got_paths.get(path), want_paths.get(path)
+        if mine is None or theirs is None:
+            has = "has no" if mine is None else "has an extra"
+            raise ValueError(
+                f"{where}: `initial_state` does not fit this model and optimizer: it {has} leaf "
+                f"at {path} ({_owner(path)}). Pass a state made with the same model, optimizer "
+                "and input shape."
+            )
+        if _leaf_str(mine) != _leaf_str(theirs):
+            raise ValueError(
+                f"{where}: `initial_state` does not fit this model and optimizer: at {path} "
+                f"({_owner(path)}) it holds {_leaf_str(mine)}, expected {_leaf_str(theirs)}."
+            )
+    return state

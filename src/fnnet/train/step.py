@@ -1,4 +1,4 @@
-"""Compiled training: one step, or a whole epoch of steps in one program (`jax.lax.scan`)."""
+"""The one training step body, and `make_train_step`, its jitted form for a user's own loop."""
 
 from __future__ import annotations
 
@@ -8,24 +8,37 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
-from fnnet.train.evaluation import data_pair
-from fnnet.train.state import TrainState, check_model_and_optimizer, dropout_key, shuffle_key
+from fnnet.train.state import TrainState, check_model_and_optimizer, dropout_key
 from fnnet.typing import Array
 
 LossFn = Callable[[Any, Array], Array]
+BatchAt = Callable[[Any], tuple[Array, Array]]  # micro-batch index -> (inputs, targets)
 
 
 def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool):
-    """``step(state, inputs, targets, commit) -> (state, loss, committed)``, not jitted.
+def accumulate_steps_arg(where: str, accumulate_steps: Any) -> int:
+    """`accumulate_steps` checked: a positive int."""
+    return _checks.positive_int(where, "accumulate_steps", accumulate_steps)
+
+
+def train_step_fn(
+    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool, accumulate_steps: int = 1
+):
+    """``step(state, batch_at, commit) -> (state, loss, committed)``, not jitted.
+
+    ``batch_at(i)`` returns micro-batch ``i`` (``0 <= i < accumulate_steps``) as ``(inputs,
+    targets)``. With ``accumulate_steps=k > 1`` the k micro-batches run one after another in a
+    `lax.scan` (the memory of one), their gradients are averaged and applied in one update; the
+    model state (BatchNorm statistics) is threaded through them in order, and micro-batch i
+    draws its dropout from ``fold_in(step key, i)``. With k == 1 the step is exactly one
+    forward and backward pass.
 
     With `guard`, the update is committed only when `commit` holds and the loss and every
     gradient are finite; otherwise the input state comes back unchanged, so a diverging run
@@ -46,10 +59,32 @@ def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard:
 
     value_and_grad = jax.value_and_grad(objective, has_aux=True)
 
-    def step(state: TrainState, inputs, targets, commit):
-        (loss, model_state), grads = value_and_grad(
-            state.params, state.model_state, inputs, targets, dropout_key(state)
+    def gradients(state: TrainState, batch_at: BatchAt):
+        key = dropout_key(state)
+        if accumulate_steps == 1:
+            (loss, model_state), grads = value_and_grad(
+                state.params, state.model_state, *batch_at(0), key
+            )
+            return loss, model_state, grads
+
+        def micro_step(carry, i):
+            model_state, grad_sum, loss_sum = carry
+            (loss, model_state), grads = value_and_grad(
+                state.params, model_state, *batch_at(i), jax.random.fold_in(key, i)
+            )
+            grad_sum = jax.tree.map(jnp.add, grad_sum, grads)
+            return (model_state, grad_sum, loss_sum + loss.astype(jnp.float32)), None
+
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        carry = (state.model_state, zeros, jnp.zeros((), jnp.float32))
+        (model_state, grad_sum, loss_sum), _ = jax.lax.scan(
+            micro_step, carry, jnp.arange(accumulate_steps)
         )
+        grads = jax.tree.map(lambda g: g / accumulate_steps, grad_sum)
+        return loss_sum / accumulate_steps, model_state, grads
+
+    def step(state: TrainState, batch_at: BatchAt, commit):
+        loss, model_state, grads = gradients(state, batch_at)
         updated = (optimizer.update(state.opt_state, grads), model_state)
         if not guard:
             return TrainState(*updated, state.key), loss, commit
@@ -65,7 +100,12 @@ def train_step_fn(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard:
 
 
 def make_train_step(
-    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, skip_nonfinite: bool = False
+    model: Layer,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    *,
+    skip_nonfinite: bool = False,
+    accumulate_steps: int = 1,
 ):
     """One jitted training step: forward, `jax.value_and_grad`, optimizer update.
 
@@ -81,9 +121,13 @@ def make_train_step(
       loss_fn: ``loss_fn(outputs, targets) -> scalar``, e.g. ``losses.softmax_cross_entropy``.
       optimizer: an fnnet Optimizer.
       skip_nonfinite: keep the previous state when the loss or a gradient is NaN or inf.
+      accumulate_steps: split each batch into this many equal micro-batches, run them one
+        after another and apply their mean gradient in one update (the activation memory of
+        one micro-batch); the batch size must be a multiple of it.
     Returns:
       ``step(state, (inputs, targets)) -> (state, loss)``; compiled once per batch shape. The
-      dropout key of each step is derived from ``state.key`` and ``state.step``.
+      dropout key of each step is derived from ``state.key`` and ``state.step``; the loss is
+      the mean over the micro-batches.
 
     Example:
       >>> # step = make_train_step(model, losses.softmax_cross_entropy, optim.adam())
@@ -91,102 +135,20 @@ def make_train_step(
       >>> #     state, loss = step(state, (inputs, targets))
     """
     check_model_and_optimizer("make_train_step", model, optimizer)
-    train_step = train_step_fn(model, loss_fn, optimizer, guard=skip_nonfinite)
+    k = accumulate_steps_arg("make_train_step", accumulate_steps)
+    train_step = train_step_fn(model, loss_fn, optimizer, guard=skip_nonfinite, accumulate_steps=k)
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state: TrainState, batch) -> tuple[TrainState, Array]:
-        inputs, targets = data_pair("train step", "batch", batch)
-        state, loss, _ = train_step(state, inputs, targets, jnp.bool_(True))
+        inputs, targets = _checks.data_pair("train step", "batch", batch)
+        if inputs.shape[0] % k:
+            raise ValueError(
+                f"train step: the batch of {inputs.shape[0]} samples must split into "
+                f"`accumulate_steps` {k} equal micro-batches; use a multiple of {k}."
+            )
+        micro = (x.reshape(k, -1, *x.shape[1:]) for x in (inputs, targets))
+        inputs, targets = micro
+        state, loss, _ = train_step(state, lambda i: (inputs[i], targets[i]), jnp.bool_(True))
         return state, loss
 
     return step
-
-
-def shuffle_indices(state: TrainState, num_samples: int, *, batch_size: int) -> Array:
-    """The sample indices of the epoch starting at ``state.step``, shaped
-    ``(num_samples // batch_size, batch_size)``: one row per full mini-batch."""
-    num_batches = num_samples // batch_size
-    order = jax.random.permutation(shuffle_key(state), num_samples)
-    return order[: num_batches * batch_size].reshape(num_batches, batch_size)
-
-
-def make_train_epoch(
-    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, batch_size: int, unroll: int = 1
-):
-    """A whole epoch compiled into one program: shuffle, then every full mini-batch.
-
-    The returned ``epoch(state, inputs, targets) -> (state, losses)`` shuffles with a key
-    derived from the state (a new order every epoch, the same for the same seed), then runs
-    ``len(inputs) // batch_size`` steps inside `jax.lax.scan`, so a small model pays one
-    dispatch per epoch instead of one per step. The last partial batch is skipped (its
-    samples fall in other batches in other epochs). `state` is donated. From the first step
-    whose loss or gradients are not finite on, no step is committed: the returned state is the
-    last finite one, and `losses` holds NaN for every step not committed.
-
-    Args:
-      model, loss_fn, optimizer: as `make_train_step`.
-      batch_size: samples per step, a positive int.
-      unroll: steps per loop iteration of the scan (`jax.lax.scan`'s `unroll`); True unrolls
-        the whole epoch into straight-line code.
-    Returns:
-      ``epoch(state, inputs, targets) -> (state, losses)`` with ``losses`` of shape
-      ``(len(inputs) // batch_size,)``.
-    Raises:
-      ValueError: (when called) if inputs and targets differ in length or hold fewer samples
-        than one batch.
-    """
-    check_model_and_optimizer("make_train_epoch", model, optimizer)
-    batch_size = _checks.positive_int("make_train_epoch", "batch_size", batch_size)
-    guarded = train_step_fn(model, loss_fn, optimizer, guard=True)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def epoch(state: TrainState, inputs: Array, targets: Array) -> tuple[TrainState, Array]:
-        _check_epoch_data(inputs, targets, batch_size)
-
-        def body(carry, indices):
-            state, commit = carry
-            state, loss, commit = guarded(state, inputs[indices], targets[indices], commit)
-            return (state, commit), loss
-
-        indices = shuffle_indices(state, inputs.shape[0], batch_size=batch_size)
-        (state, _), losses = jax.lax.scan(body, (state, jnp.bool_(True)), indices, unroll=unroll)
-        return state, losses
-
-    return epoch
-
-
-def make_stepwise_epoch(model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, batch_size: int):
-    """The epoch of `make_train_epoch`, with one jitted step per mini-batch driven from Python.
-
-    Same shuffle, same dropout keys, same guard against non-finite steps and the same result
-    (to float rounding); only the dispatch differs. `fit` uses it for models that XLA runs
-    slowly inside a loop (convolutions on CPU, see benchmarks/bench_dispatch.py). Each step
-    gathers its batch from the full arrays on the device, so there is one dispatch per step.
-    """
-    check_model_and_optimizer("make_stepwise_epoch", model, optimizer)
-    batch_size = _checks.positive_int("make_stepwise_epoch", "batch_size", batch_size)
-    guarded = train_step_fn(model, loss_fn, optimizer, guard=True)
-
-    @functools.partial(jax.jit, donate_argnums=0)
-    def step(state, inputs, targets, indices, commit):
-        return guarded(state, inputs[indices], targets[indices], commit)
-
-    def epoch(state: TrainState, inputs: Array, targets: Array) -> tuple[TrainState, Array]:
-        _check_epoch_data(inputs, targets, batch_size)
-        rows = np.asarray(shuffle_indices(state, inputs.shape[0], batch_size=batch_size))
-        commit, losses = jnp.bool_(True), []
-        for indices in rows:
-            state, loss, commit = step(state, inputs, targets, indices, commit)
-            losses.append(loss)
-        return state, jnp.stack(losses)
-
-    return epoch
-
-
-def _check_epoch_data(inputs: Array, targets: Array, batch_size: int) -> None:
-    data_pair("train epoch", "data", (inputs, targets))
-    if inputs.shape[0] < batch_size:
-        raise ValueError(
-            f"train epoch: `batch_size` {batch_size} exceeds the {inputs.shape[0]} samples; "
-            "an epoch runs full batches only."
-        )

@@ -1,0 +1,231 @@
+"""Epochs: the shuffle, then every update of the epoch, as one compiled program or in chunks.
+
+An epoch of ``n`` samples runs ``n // batch_size`` mini-batches in an order that is a pure
+function of the state's key and step (`shuffle_indices`), grouped ``accumulate_steps`` at a
+time into updates. It runs as one `lax.scan` program (`make_train_epoch`), as one jitted step
+per update dispatched from Python (`make_stepwise_epoch`), or as a few compiled chunks
+(`run_epoch` with ``chunk_size``: the same result, with a report after each chunk).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnnet import _checks
+from fnnet.nn import Layer
+from fnnet.optim import Optimizer
+from fnnet.train.state import TrainState, check_model_and_optimizer, shuffle_key
+from fnnet.train.step import LossFn, accumulate_steps_arg, train_step_fn
+from fnnet.typing import Array
+
+DISPATCHES = ("scan", "step")
+
+
+def shuffle_indices(state: TrainState, num_samples: int, *, batch_size: int) -> Array:
+    """The sample indices of the epoch starting at ``state.step``, shaped
+    ``(num_samples // batch_size, batch_size)``: one row per full mini-batch."""
+    num_batches = num_samples // batch_size
+    order = jax.random.permutation(shuffle_key(state), num_samples)
+    return order[: num_batches * batch_size].reshape(num_batches, batch_size)
+
+
+def update_indices(
+    state: TrainState, num_samples: int, *, batch_size: int, accumulate_steps: int
+) -> Array:
+    """`shuffle_indices` grouped into updates: ``(updates, accumulate_steps, batch_size)``; the
+    mini-batches left over after the last full group are skipped."""
+    rows = shuffle_indices(state, num_samples, batch_size=batch_size)
+    updates = rows.shape[0] // accumulate_steps
+    return rows[: updates * accumulate_steps].reshape(updates, accumulate_steps, batch_size)
+
+
+class EpochRunner(NamedTuple):
+    """The pieces of an epoch, for `run_epoch` (all give the same result).
+
+    epoch: ``(state, inputs, targets) -> (state, losses)``, the whole epoch.
+    indices: ``(state, num_samples) -> (updates, accumulate_steps, batch_size)`` sample ids.
+    chunk: ``(state, inputs, targets, indices, commit) -> (state, losses, commit)``: the updates
+      of `indices`; `commit` False means a non-finite step came earlier in the epoch.
+    """
+
+    epoch: Callable
+    indices: Callable
+    chunk: Callable
+
+
+def epoch_runner(
+    model: Layer,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    *,
+    batch_size: int,
+    accumulate_steps: int = 1,
+    dispatch: str = "scan",
+    unroll: int | bool = 1,
+    where: str = "make_train_epoch",
+) -> EpochRunner:
+    """The EpochRunner of one model, loss and optimizer; `dispatch` is "scan" (compiled
+    chunks and epochs) or "step" (one jitted step per update from Python)."""
+    check_model_and_optimizer(where, model, optimizer)
+    batch_size = _checks.positive_int(where, "batch_size", batch_size)
+    k = accumulate_steps_arg(where, accumulate_steps)
+    _checks.one_of(where, "dispatch", dispatch, DISPATCHES)
+    guarded = train_step_fn(model, loss_fn, optimizer, guard=True, accumulate_steps=k)
+
+    def one_update(state, inputs, targets, rows, commit):  # rows: (k, batch_size)
+        return guarded(state, lambda i: (inputs[rows[i]], targets[rows[i]]), commit)
+
+    def indices(state, num_samples):
+        return update_indices(state, num_samples, batch_size=batch_size, accumulate_steps=k)
+
+    if dispatch == "scan":
+
+        def scan_updates(state, inputs, targets, rows, commit):
+            def body(carry, update_rows):
+                state, commit = carry
+                state, loss, commit = one_update(state, inputs, targets, update_rows, commit)
+                return (state, commit), loss
+
+            (state, commit), losses = jax.lax.scan(body, (state, commit), rows, unroll=unroll)
+            return state, losses, commit
+
+        chunk = jax.jit(scan_updates, donate_argnums=0)
+
+        @functools.partial(jax.jit, donate_argnums=0)
+        def epoch(state: TrainState, inputs: Array, targets: Array):
+            _check_epoch_data(inputs, targets, batch_size * k)
+            rows = indices(state, inputs.shape[0])
+            state, losses, _ = scan_updates(state, inputs, targets, rows, jnp.bool_(True))
+            return state, losses
+
+        return EpochRunner(epoch, jax.jit(indices, static_argnums=1), chunk)
+
+    step = jax.jit(one_update, donate_argnums=0)
+
+    def stepwise(state, inputs, targets, rows, commit):
+        losses = []
+        for update_rows in np.asarray(rows):
+            state, loss, commit = step(state, inputs, targets, update_rows, commit)
+            losses.append(loss)
+        return state, jnp.stack(losses), commit
+
+    def stepwise_epoch(state: TrainState, inputs: Array, targets: Array):
+        _check_epoch_data(inputs, targets, batch_size * k)
+        rows = indices(state, inputs.shape[0])
+        state, losses, _ = stepwise(state, inputs, targets, rows, jnp.bool_(True))
+        return state, losses
+
+    return EpochRunner(stepwise_epoch, jax.jit(indices, static_argnums=1), stepwise)
+
+
+def run_epoch(
+    runner: EpochRunner,
+    state: TrainState,
+    inputs: Array,
+    targets: Array,
+    *,
+    chunk_size: int | None = None,
+    on_chunk: Callable[[int, int, np.ndarray], None] | None = None,
+) -> tuple[TrainState, Array]:
+    """One epoch: whole (``chunk_size=None``) or `chunk_size` updates per compiled chunk.
+
+    After each chunk, ``on_chunk(updates_done, updates_total, losses_so_far)`` is called; the
+    next chunk is dispatched before the previous one's losses are read, so the device does not
+    wait for the report. The result equals the whole epoch's.
+    """
+    if chunk_size is None:
+        return runner.epoch(state, inputs, targets)
+    _check_epoch_data(inputs, targets, 1)
+    rows = np.asarray(runner.indices(state, inputs.shape[0]))
+    total, commit, pending, done = len(rows), jnp.bool_(True), [], []
+    for start in range(0, total, chunk_size):
+        state, losses, commit = runner.chunk(
+            state, inputs, targets, rows[start : start + chunk_size], commit
+        )
+        pending.append(losses)
+        if on_chunk is not None and len(pending) > 1:  # the previous chunk is likely done
+            done.append(np.asarray(pending[-2]))
+            on_chunk(sum(map(len, done)), total, np.concatenate(done))
+    losses = jnp.concatenate(pending)
+    if on_chunk is not None:
+        on_chunk(total, total, np.asarray(losses))
+    return state, losses
+
+
+def make_train_epoch(
+    model: Layer,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    *,
+    batch_size: int,
+    accumulate_steps: int = 1,
+    unroll: int | bool = 1,
+):
+    """A whole epoch compiled into one program: shuffle, then every full mini-batch.
+
+    The returned ``epoch(state, inputs, targets) -> (state, losses)`` shuffles with a key
+    derived from the state (a new order every epoch, the same for the same seed), then runs
+    the epoch's updates inside `jax.lax.scan`, so a small model pays one dispatch per epoch
+    instead of one per step. The last partial batch is skipped (its samples fall in other
+    batches in other epochs). `state` is donated. From the first step whose loss or gradients
+    are not finite on, no step is committed: the returned state is the last finite one, and
+    `losses` holds NaN for every step not committed.
+
+    Args:
+      model, loss_fn, optimizer: as `make_train_step`.
+      batch_size: samples per mini-batch, a positive int.
+      accumulate_steps: mini-batches per update (their mean gradient is applied; the memory
+        of one mini-batch); the mini-batches after the last full group are skipped.
+      unroll: steps per loop iteration of the scan (`jax.lax.scan`'s `unroll`); True unrolls
+        the whole epoch into straight-line code.
+    Returns:
+      ``epoch(state, inputs, targets) -> (state, losses)`` with one loss per update:
+      ``len(inputs) // batch_size // accumulate_steps`` of them.
+    Raises:
+      ValueError: (when called) if inputs and targets differ in length or hold fewer samples
+        than one update.
+    """
+    return epoch_runner(
+        model,
+        loss_fn,
+        optimizer,
+        batch_size=batch_size,
+        accumulate_steps=accumulate_steps,
+        unroll=unroll,
+    ).epoch
+
+
+def make_stepwise_epoch(
+    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, batch_size: int, accumulate_steps=1
+):
+    """The epoch of `make_train_epoch`, with one jitted step per update driven from Python.
+
+    Same shuffle, same dropout keys, same guard against non-finite steps and the same result
+    (to float rounding); only the dispatch differs. `fit` uses it for models that XLA runs
+    slowly inside a loop (convolutions on CPU, see benchmarks/bench_dispatch.py). Each step
+    gathers its batch from the full arrays on the device, so there is one dispatch per step.
+    """
+    return epoch_runner(
+        model,
+        loss_fn,
+        optimizer,
+        batch_size=batch_size,
+        accumulate_steps=accumulate_steps,
+        dispatch="step",
+        where="make_stepwise_epoch",
+    ).epoch
+
+
+def _check_epoch_data(inputs: Array, targets: Array, samples_per_update: int) -> None:
+    _checks.data_pair("train epoch", "data", (inputs, targets))
+    if inputs.shape[0] < samples_per_update:
+        raise ValueError(
+            f"train epoch: one update needs {samples_per_update} samples (batch_size times "
+            f"accumulate_steps), got {inputs.shape[0]}; an epoch runs full updates only."
+        )
