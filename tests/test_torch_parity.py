@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fnnet import optim
+from fnnet import nn, optim, train
 
 torch = pytest.importorskip("torch")
 
@@ -48,6 +48,16 @@ CASES = [
         lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.3, amsgrad=True, betas=(0.9, 0.9)),
     ),
     ("rmsprop", lambda: optim.rmsprop(0.01), lambda p: torch.optim.RMSprop(p, lr=0.01)),
+    (
+        "adam-maximize",
+        lambda: optim.adam(0.05, maximize=True),
+        lambda p: torch.optim.Adam(p, lr=0.05, maximize=True),
+    ),
+    (
+        "sgd-momentum-maximize-wd",
+        lambda: optim.sgd(0.05, momentum=0.9, weight_decay=0.01, maximize=True),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01, maximize=True),
+    ),
     (
         "rmsprop-centered-momentum-wd",
         lambda: optim.rmsprop(0.01, decay=0.9, centered=True, momentum=0.5, weight_decay=0.1),
@@ -223,3 +233,26 @@ def test_attention_equals_torch_multihead_attention(causal):
         mask = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1) if causal else None
         expected = module(_t(x), _t(x), _t(x), attn_mask=mask, need_weights=False)[0].numpy()
     np.testing.assert_allclose(layer.apply(params, state, x)[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_reduce_lr_on_plateau_follows_torch_scheduler():
+    """The same monitored values give the same learning rates as torch's ReduceLROnPlateau."""
+    values = [1.0, 0.9, 0.95, 0.9, 0.8999, 0.91, 0.92, 0.5, 0.6, 0.7, 0.8, 0.9, 0.85, 0.4]
+    param = torch.zeros(1, requires_grad=True)
+    torch_optimizer = torch.optim.SGD([param], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch_optimizer, factor=0.5, patience=2, threshold=1e-3, min_lr=0.02
+    )
+    callback = train.ReduceLROnPlateau(
+        monitor="loss", factor=0.5, patience=2, min_delta=1e-3, min_lr=0.02
+    )
+    optimizer = optim.sgd(0.1)
+    state = train.init_state(nn.Dense(1), optimizer, jax.random.key(0), (1,))
+    callback.on_train_begin(state)
+    for epoch, value in enumerate(values, start=1):
+        scheduler.step(value)
+        lr = float(optim.hyperparams(state.opt_state)["learning_rate"])
+        state = callback.on_epoch_end(epoch, state, {"loss": value, "lr": lr}) or state
+        ours = float(optim.hyperparams(state.opt_state)["learning_rate"])
+        assert ours == pytest.approx(torch_optimizer.param_groups[0]["lr"], rel=1e-6), epoch
+    assert ours == pytest.approx(0.025)  # reduced twice (0.1 -> 0.05 -> 0.025), not below 0.02

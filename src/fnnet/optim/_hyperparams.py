@@ -68,7 +68,8 @@ def check(where: str, name: str, value: Any) -> Any:
         return value
     number = _checks.real_number(where, name, value, rule)
     if not holds(np.float64(number)):
-        raise ValueError(f"{where}: `{name}` must be {rule}, got {value!r}.")
+        shown = value if isinstance(value, int | float) else number  # an array: its value
+        raise ValueError(f"{where}: `{name}` must be {rule}, got {shown!r}.")
     return number
 
 

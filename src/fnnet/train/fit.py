@@ -96,7 +96,8 @@ def _call(callbacks: list[Callback], hook: str, result: FitResult, *args, on_rep
 
 def _start_state(model, optimizer, key, initial_state, input_shape) -> TrainState:
     if initial_state is not None:
-        return check_state("fit", initial_state, model, optimizer, input_shape)
+        check_state("fit", initial_state, model, optimizer, input_shape)
+        return jax.tree.map(lambda a: a.copy(), initial_state)  # the epochs donate their state
     _checks.prng_key("fit", key)
     return init_state(model, optimizer, key, input_shape)
 
@@ -143,7 +144,8 @@ def fit(
         runs first among the callbacks.
       callbacks: `train.Callback` instances (`EarlyStopping`, `ReduceLROnPlateau`,
         `CSVLogger` or one's own), called in order after every epoch.
-      initial_state: a TrainState to continue from (e.g. an earlier ``result.state``): two
+      initial_state: a TrainState to continue from (e.g. an earlier ``result.state``, left
+        intact: fit trains a copy): two
         fits of 2 epochs end with the params of one of 4, bit for bit.
       accumulate_steps: mini-batches per update: their mean gradient is applied in one update
         (effective batch ``accumulate_steps * batch_size``, memory of one mini-batch).
