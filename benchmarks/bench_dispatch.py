@@ -138,14 +138,14 @@ def measure(name: str, repeats: int) -> dict[str, float]:
             jax.block_until_ready(run(label))
             times[label].append((time.perf_counter() - start) / (samples // batch_size))
     medians = {label: statistics.median(values) for label, values in times.items()}
-    spec = (
+    pick = _dispatch.resolve(
+        "auto",
+        model,
+        loss_fn,
+        optimizer,
         state,
         jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype),
         jax.ShapeDtypeStruct((batch_size, *y.shape[1:]), y.dtype),
-        True,
-    )
-    pick = _dispatch.choose(
-        "auto", train.step.train_step_fn(model, loss_fn, optimizer, guard=True), *spec
     )
     medians["pick"] = medians["scan" if pick == "scan" else "stepwise"]
     medians["pick_name"] = "scan" if pick == "scan" else "stepwise"

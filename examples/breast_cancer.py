@@ -39,6 +39,7 @@ def main() -> None:
     )
 
     model = nn.MLP((32, 16), 1, activation="relu", drop_rate=0.2)  # one logit
+    stopper = train.EarlyStopping(patience=15)
     result = train.fit(
         model,
         losses.sigmoid_binary_cross_entropy,
@@ -49,7 +50,7 @@ def main() -> None:
         key=train_key,
         validation_data=(x_val, targets(y_val)),
         metrics=("accuracy",),
-        early_stopping=train.EarlyStopping(patience=15),
+        early_stopping=stopper,
     )
 
     logits = train.predict(model, result.state, x_test)[:, 0]
@@ -64,7 +65,9 @@ def main() -> None:
         print(f"  {name:9s} {float(score):.4f}")
     tn, fp, fn, tp = np.asarray(metrics.confusion_matrix(y_test, predicted, num_classes=2)).ravel()
     print(f"  {tp} cancers caught, {fn} missed; {fp} false alarms, {tn} benign cleared")
-    save_curves(result.history, args.plot, "MLP on breast cancer (binary)")
+    save_curves(
+        result.history, args.plot, "MLP on breast cancer (binary)", best_epoch=stopper.best_epoch
+    )
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

@@ -38,6 +38,7 @@ def main() -> None:
 
     # One hidden layer of 256 ReLU units with dropout; AdamW's weight decay regularises too.
     model = nn.MLP((256,), 10, activation="relu", drop_rate=0.3)
+    stopper = train.EarlyStopping(patience=10)
     result = train.fit(
         model,
         losses.softmax_cross_entropy,
@@ -48,7 +49,7 @@ def main() -> None:
         key=train_key,
         validation_data=(x_val, y_val),
         metrics=("accuracy",),
-        early_stopping=train.EarlyStopping(patience=10),
+        early_stopping=stopper,
     )
 
     heading = "test set (macro averages over the 10 digits):"
@@ -56,7 +57,7 @@ def main() -> None:
     predictions = np.argmax(train.predict(model, result.state, x_test), axis=-1)
     print("confusion matrix (rows: true digit, columns: predicted):")
     print(np.asarray(metrics.confusion_matrix(y_test, predictions, num_classes=10)))
-    save_curves(result.history, args.plot, "MLP on the UCI digits")
+    save_curves(result.history, args.plot, "MLP on the UCI digits", best_epoch=stopper.best_epoch)
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

@@ -44,6 +44,7 @@ def main() -> None:
     print(f"digits: {len(x_train)} train, {len(x_val)} validation, {len(x_test)} test images")
 
     model = cnn()
+    stopper = train.EarlyStopping(patience=10)
     result = train.fit(
         model,
         losses.softmax_cross_entropy,
@@ -54,11 +55,16 @@ def main() -> None:
         key=train_key,
         validation_data=(x_val, y_val),
         metrics=("accuracy",),
-        early_stopping=train.EarlyStopping(patience=10),
+        early_stopping=stopper,
     )
     heading = "test set (macro averages over the 10 digits):"
     print_test_scores(model, result.state, (x_test, y_test), heading)
-    save_curves(result.history, args.plot, "CNN with BatchNorm on the UCI digits")
+    save_curves(
+        result.history,
+        args.plot,
+        "CNN with BatchNorm on the UCI digits",
+        best_epoch=stopper.best_epoch,
+    )
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

@@ -75,6 +75,7 @@ def main() -> None:
         nn.Dense(len(alphabet)),          # -> (batch, 64, 60) logits for each next character
     )  # fmt: skip
     steps = args.epochs * (len(x_train) // 32)
+    stopper = train.EarlyStopping(patience=3)
     result = train.fit(
         model,
         losses.softmax_cross_entropy,
@@ -84,7 +85,7 @@ def main() -> None:
         batch_size=32,
         key=train_key,
         validation_data=(x_val, y_val),
-        early_stopping=train.EarlyStopping(patience=3),
+        early_stopping=stopper,
     )
     val_loss = min(result.history["val_loss"])
     print(
@@ -99,7 +100,9 @@ def main() -> None:
         model, result.state, [alphabet.index(c) for c in args.prompt], 300, sample_key
     )
     print("sample:\n" + "".join(alphabet[i] for i in generated))
-    save_curves(result.history, args.plot, "LSTM character model on Genesis")
+    save_curves(
+        result.history, args.plot, "LSTM character model on Genesis", best_epoch=stopper.best_epoch
+    )
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

@@ -37,6 +37,7 @@ def main() -> None:
     batch_size = 64
     steps = args.epochs * (len(x_train) // batch_size)
     model = nn.MLP((128, 128, 128), 2, activation="tanh")
+    stopper = train.EarlyStopping(patience=20)
     result = train.fit(
         model,
         losses.mse,
@@ -46,7 +47,7 @@ def main() -> None:
         batch_size=batch_size,
         key=train_key,
         validation_data=(x_val, y_val),
-        early_stopping=train.EarlyStopping(patience=20),
+        early_stopping=stopper,
     )
 
     scores = train.evaluate(model, result.state, (x_test, y_test), loss_fn=losses.mse)
@@ -57,7 +58,12 @@ def main() -> None:
         f"{float(centimetres.mean()):.2f} cm, 95th percentile "
         f"{float(jnp.percentile(centimetres, 95)):.2f} cm (arm reach 240 cm)"
     )
-    save_curves(result.history, args.plot, "MLP learning a robot arm's forward kinematics")
+    save_curves(
+        result.history,
+        args.plot,
+        "MLP learning a robot arm's forward kinematics",
+        best_epoch=stopper.best_epoch,
+    )
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

@@ -13,3 +13,10 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Frees each module's compiled programs when it ends, so the suite's memory stays flat."""
+    yield
+    jax.clear_caches()

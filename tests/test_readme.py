@@ -38,3 +38,26 @@ def test_transformer_block_snippet_builds_a_language_model():
     params, state = model.init(jax.random.key(0), (16,))
     logits, _ = model.apply(params, state, jnp.zeros((2, 16), jnp.int32))
     assert logits.shape == (2, 16, 60)
+
+
+def test_custom_loop_runs_after_the_quick_start_and_learns():
+    blocks = python_blocks()
+    loop = next(b for b in blocks if "on_epoch_end(" in b)
+    namespace = {}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(blocks[0] + blocks[1] + loop, str(README), "exec"), namespace)
+    last = output.getvalue().strip().splitlines()[-1]
+    match = re.fullmatch(r"epoch (\d+): val_accuracy (\S+), lr (\S+)", last)
+    assert match, last
+    assert 1 <= int(match.group(1)) <= 100 and float(match.group(2)) > 0.9, last
+    assert int(namespace["state"].step) > 0
+
+
+def test_vmap_over_learning_rates_snippet():
+    block = next(b for b in python_blocks() if "jax.vmap(minimise)" in b)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(block, str(README), "exec"), {})
+    finals = [float(v) for v in re.findall(r"[-\d.]+", output.getvalue())]
+    assert len(finals) == 3 and finals[0] < finals[1] < finals[2] <= 3.1, finals

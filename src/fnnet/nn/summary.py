@@ -96,8 +96,8 @@ def summary(model: Layer, input_shape: tuple[int, ...], *, dtype: DTypeLike = jn
 
     Example:
       >>> from fnnet import nn
-      >>> print(nn.summary(nn.MLP((32,), 10), (64,)).splitlines()[-1])
-      forward: 2,432 FLOPs per sample (XLA's estimate)
+      >>> print(nn.summary(nn.MLP((32,), 10), (64,)).splitlines()[-3])
+      model: 2,410 parameters (9.4 KiB)
     """
     check_input_shape("summary", input_shape)
     input_shape = tuple(input_shape) if isinstance(input_shape, list) else input_shape

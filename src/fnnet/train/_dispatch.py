@@ -16,6 +16,7 @@ from typing import Any
 import jax
 
 from fnnet import _checks
+from fnnet.train.step import train_step_fn
 
 DISPATCHES = ("auto", "scan", "step")  # "scan" and "step" are epoch.DISPATCHES
 _SLOW_IN_CPU_LOOPS = frozenset({"conv_general_dilated"})
@@ -42,3 +43,11 @@ def choose(dispatch: str, step_fn, *example_args) -> str:
         return "scan"
     jaxpr = jax.make_jaxpr(step_fn)(*example_args)
     return "step" if _SLOW_IN_CPU_LOOPS.intersection(primitives(jaxpr.jaxpr)) else "scan"
+
+
+def resolve(dispatch: str, model, loss_fn, optimizer, state, inputs_spec, targets_spec) -> str:
+    """`choose` for fit's guarded step on one mini-batch of the given specs."""
+    step = train_step_fn(model, loss_fn, optimizer, guard=True)
+    return choose(
+        dispatch, lambda s, x, y: step(s, lambda i: (x, y), True), state, inputs_spec, targets_spec
+    )

@@ -141,8 +141,13 @@ def run_epoch(
     """
     if chunk_size is None:
         return runner.epoch(state, inputs, targets)
-    _check_epoch_data(inputs, targets, 1)
+    _checks.data_pair("train epoch", "data", (inputs, targets))
     rows = np.asarray(runner.indices(state, inputs.shape[0]))
+    if len(rows) == 0:
+        raise ValueError(
+            f"train epoch: the {inputs.shape[0]} samples do not fill one update of "
+            f"{rows.shape[1]} x {rows.shape[2]} (accumulate_steps x batch_size)."
+        )
     total, commit, pending, done = len(rows), jnp.bool_(True), [], []
     for start in range(0, total, chunk_size):
         state, losses, commit = runner.chunk(
