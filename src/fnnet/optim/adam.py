@@ -45,13 +45,13 @@ def _one_minus_power(b: Array, t: Array) -> Array:
 
 def _adam(
     where: str,
+    decoupled: bool,
     learning_rate: float | Schedule,
     b1: float,
     b2: float,
     eps: float,
     weight_decay: float,
     amsgrad: bool,
-    decoupled: bool,
     maximize: bool,
 ) -> Optimizer:
     schedule, values = split_learning_rate(where, learning_rate)
@@ -135,17 +135,7 @@ def adam(
       TypeError: for a hyperparameter that is not a number.
       ValueError: for a concrete hyperparameter out of range or not finite.
     """
-    return _adam(
-        "adam",
-        learning_rate,
-        b1,
-        b2,
-        eps,
-        weight_decay,
-        amsgrad,
-        decoupled=False,
-        maximize=maximize,
-    )
+    return _adam("adam", False, learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize)
 
 
 def adamw(
@@ -169,14 +159,4 @@ def adamw(
     with ``m_t``, ``v̂_t`` as in `adam` (without the L2 term). Arguments as `adam`; the
     default `weight_decay` is 1e-2, as PyTorch.
     """
-    return _adam(
-        "adamw",
-        learning_rate,
-        b1,
-        b2,
-        eps,
-        weight_decay,
-        amsgrad,
-        decoupled=True,
-        maximize=maximize,
-    )
+    return _adam("adamw", True, learning_rate, b1, b2, eps, weight_decay, amsgrad, maximize)

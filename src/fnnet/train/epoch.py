@@ -9,7 +9,6 @@ per update dispatched from Python (`make_stepwise_epoch`), or as a few compiled 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -95,16 +94,9 @@ def epoch_runner(
             (state, commit), losses = jax.lax.scan(body, (state, commit), rows, unroll=unroll)
             return state, losses, commit
 
-        chunk = jax.jit(scan_updates, donate_argnums=0)
-
-        @functools.partial(jax.jit, donate_argnums=0)
-        def epoch(state: TrainState, inputs: Array, targets: Array):
-            _check_epoch_data(inputs, targets, batch_size * k)
-            rows = indices(state, inputs.shape[0])
-            state, losses, _ = scan_updates(state, inputs, targets, rows, jnp.bool_(True))
-            return state, losses
-
-        return EpochRunner(epoch, jax.jit(indices, static_argnums=1), chunk)
+        jitted_indices = jax.jit(indices, static_argnums=1)
+        epoch = jax.jit(_whole_epoch(scan_updates, indices, batch_size * k), donate_argnums=0)
+        return EpochRunner(epoch, jitted_indices, jax.jit(scan_updates, donate_argnums=0))
 
     step = jax.jit(one_update, donate_argnums=0)
 
@@ -115,13 +107,22 @@ def epoch_runner(
             losses.append(loss)
         return state, jnp.stack(losses), commit
 
-    def stepwise_epoch(state: TrainState, inputs: Array, targets: Array):
-        _check_epoch_data(inputs, targets, batch_size * k)
+    jitted_indices = jax.jit(indices, static_argnums=1)
+    return EpochRunner(
+        _whole_epoch(stepwise, jitted_indices, batch_size * k), jitted_indices, stepwise
+    )
+
+
+def _whole_epoch(run_updates: Callable, indices: Callable, samples_per_update: int) -> Callable:
+    """``epoch(state, inputs, targets) -> (state, losses)``: every update of the epoch."""
+
+    def epoch(state: TrainState, inputs: Array, targets: Array):
+        _check_epoch_data(inputs, targets, samples_per_update)
         rows = indices(state, inputs.shape[0])
-        state, losses, _ = stepwise(state, inputs, targets, rows, jnp.bool_(True))
+        state, losses, _ = run_updates(state, inputs, targets, rows, jnp.bool_(True))
         return state, losses
 
-    return EpochRunner(stepwise_epoch, jax.jit(indices, static_argnums=1), stepwise)
+    return epoch
 
 
 def run_epoch(
@@ -207,7 +208,12 @@ def make_train_epoch(
 
 
 def make_stepwise_epoch(
-    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, batch_size: int, accumulate_steps=1
+    model: Layer,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    *,
+    batch_size: int,
+    accumulate_steps: int = 1,
 ):
     """The epoch of `make_train_epoch`, with one jitted step per update driven from Python.
 
