@@ -2,21 +2,30 @@
 
 1. **fit per step**: ``fit(epochs=1 + E)`` minus ``fit(epochs=1)`` (so compilation and the
    first epoch cancel out), divided by the E epochs' steps, for the MLPs of
-   bench_dispatch.py; the median of `--repeats` alternating pairs. It uses only the
-   wave-1 signature of `fit`, so the same script measures an older checkout
-   (``PYTHONPATH=/path/to/old/src``) for a before/after comparison.
+   bench_dispatch.py; the median of `--repeats` round-robin pairs. With ``--baseline
+   DIR`` (a ``src`` folder of another checkout, e.g. from ``git worktree add /tmp/old REV``)
+   that version's `fit` is imported beside this one, as the package ``fnnet_baseline``, and
+   the two run round-robin in the same process: the ratio is the change's cost. The same is
+   done for the compiled epoch alone (`make_train_epoch`, what fit runs for these MLPs):
+   without the compilation in the difference, it is the steadier of the two figures.
 2. **chunked epochs** (`--chunks`): one epoch of the 784-512-512-10 MLP (about 2 s on 2
    CPU cores) run whole, and in the 20 compiled chunks that fit uses for live progress on a
    terminal (each chunk's losses read back for the progress line), round-robin; the ratio of
    medians is the overhead of in-epoch progress.
 
-    python benchmarks/bench_fit.py [--repeats 5] [--chunks]
+    python benchmarks/bench_fit.py [--repeats 9] [--chunks] [--baseline /tmp/old/src]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pathlib
+import re
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 
 import jax
@@ -24,10 +33,11 @@ import numpy as np
 
 from fnnet import losses, nn, optim, train
 
-# name: (hidden sizes, inputs, samples, batch size)
+# name: (hidden sizes, inputs, samples, batch size, extra epochs: about 2 s of training, so
+# that the jitter of compiling (about 0.1 s) stays small beside it)
 MLPS = {
-    "MLP 64-128-128-10": ((128, 128), 64, 8192, 128),
-    "MLP 784-512-512-10": ((512, 512), 784, 8192, 256),
+    "MLP 64-128-128-10": ((128, 128), 64, 8192, 128, 80),
+    "MLP 784-512-512-10": ((512, 512), 784, 8192, 256, 10),
 }
 
 
@@ -37,26 +47,80 @@ def data(features: int, samples: int):
     return x, rng.integers(0, 10, size=samples).astype(np.int32)
 
 
-def fit_seconds(hidden, x, y, batch_size, epochs) -> float:
+def load_baseline(src: str):
+    """The `fnnet.train` of another checkout's ``src`` folder, imported as ``fnnet_baseline``."""
+    folder = pathlib.Path(tempfile.mkdtemp()) / "fnnet_baseline"
+    shutil.copytree(pathlib.Path(src) / "fnnet", folder)
+    for path in folder.rglob("*.py"):
+        text = re.sub(
+            r"^(\s*)(from|import) fnnet\b", r"\1\2 fnnet_baseline", path.read_text(), flags=re.M
+        )
+        path.write_text(text)
+    sys.path.insert(0, str(folder.parent))
+    return importlib.import_module("fnnet_baseline")
+
+
+def fit_seconds(library, hidden, x, y, batch_size, epochs) -> float:
     start = time.perf_counter()
-    result = train.fit(nn.MLP(hidden, 10), losses.softmax_cross_entropy, optim.adam(),
-                       (x, y), epochs=epochs, batch_size=batch_size, key=jax.random.key(0),
-                       verbose=False)  # fmt: skip
+    result = library.train.fit(
+        library.nn.MLP(hidden, 10), library.losses.softmax_cross_entropy, library.optim.adam(),
+        (x, y), epochs=epochs, batch_size=batch_size, key=jax.random.key(0), verbose=False,
+    )  # fmt: skip
     jax.block_until_ready(result.state.params)
     return time.perf_counter() - start
 
 
-def fit_per_step(repeats: int, extra_epochs: int = 10) -> None:
-    print(f"fit per step (fit of {1 + extra_epochs} epochs minus fit of 1), median of {repeats}")
-    for name, (hidden, features, samples, batch_size) in MLPS.items():
+def fit_per_step(repeats: int, baseline: str | None) -> None:
+    import fnnet
+
+    libraries = {"this": fnnet}
+    if baseline:
+        libraries["baseline"] = load_baseline(baseline)
+    print(f"fit per step (fit of 1 + E epochs minus fit of 1), median of {repeats}")
+    for name, (hidden, features, samples, batch_size, extra_epochs) in MLPS.items():
         x, y = data(features, samples)
-        fit_seconds(hidden, x, y, batch_size, 1)  # warm caches and imports
-        per_step = []
+        per_step = {label: [] for label in libraries}
+        for library in libraries.values():
+            fit_seconds(library, hidden, x, y, batch_size, 1)  # warm caches and imports
         for _ in range(repeats):
-            one = fit_seconds(hidden, x, y, batch_size, 1)
-            many = fit_seconds(hidden, x, y, batch_size, 1 + extra_epochs)
-            per_step.append((many - one) / (extra_epochs * (samples // batch_size)))
-        print(f"  {name:<20} {statistics.median(per_step) * 1e6:9.1f} us per step", flush=True)
+            for label, library in libraries.items():
+                one = fit_seconds(library, hidden, x, y, batch_size, 1)
+                many = fit_seconds(library, hidden, x, y, batch_size, 1 + extra_epochs)
+                per_step[label].append((many - one) / (extra_epochs * (samples // batch_size)))
+        medians = {label: statistics.median(values) for label, values in per_step.items()}
+        line = "  ".join(f"{label} {value * 1e6:8.1f} us" for label, value in medians.items())
+        ratio = f"  this / baseline {medians['this'] / medians['baseline']:.3f}" if baseline else ""
+        print(f"  {name:<20} E={extra_epochs:<3} {line}{ratio}", flush=True)
+
+
+def epoch_per_step(repeats: int, baseline: str) -> None:
+    import fnnet
+
+    libraries = {"this": fnnet, "baseline": load_baseline(baseline)}
+    print(f"compiled epoch per step (make_train_epoch), median of {repeats} round-robin epochs")
+    for name, (hidden, features, samples, batch_size, _) in MLPS.items():
+        x, y = (jax.numpy.asarray(a) for a in data(features, samples))
+        runs = {}
+        for label, library in libraries.items():
+            model, optimizer = library.nn.MLP(hidden, 10), library.optim.adam()
+            epoch = library.train.make_train_epoch(
+                model, library.losses.softmax_cross_entropy, optimizer, batch_size=batch_size
+            )
+            state = library.train.init_state(model, optimizer, jax.random.key(0), (features,))
+            state, losses = epoch(state, x, y)  # compile
+            jax.block_until_ready(losses)
+            runs[label] = [epoch, state]
+        times = {label: [] for label in runs}
+        for repeat in range(repeats):
+            for label in sorted(runs, reverse=repeat % 2 == 1):  # alternate who goes first
+                epoch, state = runs[label]
+                start = time.perf_counter()
+                runs[label][1], losses = epoch(state, x, y)
+                jax.block_until_ready(losses)
+                times[label].append((time.perf_counter() - start) / (samples // batch_size))
+        medians = {label: statistics.median(values) for label, values in times.items()}
+        line = "  ".join(f"{label} {value * 1e6:8.1f} us" for label, value in medians.items())
+        print(f"  {name:<20} {line}  this / baseline {medians['this'] / medians['baseline']:.3f}")
 
 
 def chunk_overhead(repeats: int, chunks: int = 20) -> None:
@@ -95,11 +159,14 @@ def chunk_overhead(repeats: int, chunks: int = 20) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--baseline", help="src folder of another checkout to compare with")
     parser.add_argument("--chunks", action="store_true", help="also measure chunked epochs")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.default_backend()}")
-    fit_per_step(args.repeats)
+    fit_per_step(args.repeats, args.baseline)
+    if args.baseline:
+        epoch_per_step(3 * args.repeats, args.baseline)
     if args.chunks:
         chunk_overhead(args.repeats)
 

@@ -19,18 +19,8 @@ LossFn = Callable[[Any, Array], Array]
 BatchAt = Callable[[Any], tuple[Array, Array]]  # micro-batch index -> (inputs, targets)
 
 
-def is_finite(x: Array) -> Array:
-    """Elementwise `jnp.isfinite` read from the bits (exponent not all ones), so that it also
-    holds under XLA's fast-math flags, which assume no NaN and fold `isfinite` to True."""
-    x = jnp.asarray(x)
-    info = jnp.finfo(x.dtype)
-    exponent = ((1 << info.nexp) - 1) << info.nmant
-    bits = jax.lax.bitcast_convert_type(x, jnp.dtype(f"uint{8 * x.dtype.itemsize}"))
-    return (bits & exponent) != exponent
-
-
 def _all_finite(tree: Any) -> Array:
-    return jnp.all(jnp.stack([jnp.all(is_finite(leaf)) for leaf in jax.tree.leaves(tree)]))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
 def accumulate_steps_arg(where: str, accumulate_steps: Any) -> int:
@@ -98,7 +88,7 @@ def train_step_fn(
         updated = (optimizer.update(state.opt_state, grads), model_state)
         if not guard:
             return TrainState(*updated, state.key), loss, commit
-        committed = commit & is_finite(loss) & _all_finite(grads)
+        committed = commit & jnp.isfinite(loss) & _all_finite(grads)
         kept = jax.tree.map(
             lambda new, old: jnp.where(committed, new, old),
             updated,
