@@ -8,10 +8,10 @@
    the two run round-robin in the same process: the ratio is the change's cost. The same is
    done for the compiled epoch alone (`make_train_epoch`, what fit runs for these MLPs):
    without the compilation in the difference, it is the steadier of the two figures.
-2. **chunked epochs** (`--chunks`): one epoch of the 784-512-512-10 MLP (about 2 s on 2
-   CPU cores) run whole, and in the 20 compiled chunks that fit uses for live progress on a
-   terminal (each chunk's losses read back for the progress line), round-robin; the ratio of
-   medians is the overhead of in-epoch progress.
+2. **chunked epochs** (`--chunks`): one epoch of the 784-512-512-10 MLP (about 2.5 s on 2
+   CPU cores) run whole, and in the compiled chunks that fit uses for live progress on a
+   terminal (20 in the first epoch, one per 0.5 s after it; each chunk's losses read back for
+   the progress line), round-robin; the ratio of medians is the cost of in-epoch progress.
 
     python benchmarks/bench_fit.py [--repeats 9] [--chunks] [--baseline /tmp/old/src]
 """
@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from fnnet import losses, nn, optim, train
+from fnnet.train.progress import CHUNKS, SECONDS_PER_CHUNK
 
 # name: (hidden sizes, inputs, samples, batch size, extra epochs: about 2 s of training, so
 # that the jitter of compiling (about 0.1 s) stays small beside it)
@@ -123,7 +124,7 @@ def epoch_per_step(repeats: int, baseline: str) -> None:
         print(f"  {name:<20} {line}  this / baseline {medians['this'] / medians['baseline']:.3f}")
 
 
-def chunk_overhead(repeats: int, chunks: int = 20) -> None:
+def chunk_overhead(repeats: int) -> None:
     hidden, features, batch_size, samples = (512, 512), 784, 256, 102400
     x, y = (jax.numpy.asarray(a) for a in data(features, samples))
     model, optimizer = nn.MLP(hidden, 10), optim.adam()
@@ -131,30 +132,40 @@ def chunk_overhead(repeats: int, chunks: int = 20) -> None:
         model, losses.softmax_cross_entropy, optimizer, batch_size=batch_size
     )
     updates = samples // batch_size
-    size = -(-updates // chunks)
-    states = {label: train.init_state(model, optimizer, jax.random.key(0), (features,))
-              for label in ("whole", "chunks")}  # fmt: skip
-    seen = []
+    states = {}
 
-    def run(label):
-        chunk_size, report = (None, None) if label == "whole" else (size, lambda *r: seen.append(r))
+    def run(label, chunks):
+        chunk_size = None if chunks is None else -(-updates // chunks)
         states[label], step_losses = train.run_epoch(
-            runner, states[label], x, y, chunk_size=chunk_size, on_chunk=report
+            runner, states[label], x, y, chunk_size=chunk_size, on_chunk=lambda *report: None
         )
         return step_losses
 
-    times = {label: [] for label in states}
-    for label in states:
-        jax.block_until_ready(run(label))  # compile
-    for _ in range(repeats):
-        for label in states:
+    variants = {"one program": None, f"{CHUNKS} chunks (first epoch)": CHUNKS}
+    for label in variants:
+        states[label] = train.init_state(model, optimizer, jax.random.key(0), (features,))
+        jax.block_until_ready(run(label, variants[label]))  # compile
+    times = {label: [] for label in variants}
+    for repeat in range(repeats):
+        for label in sorted(variants, reverse=repeat % 2 == 1):
             start = time.perf_counter()
-            jax.block_until_ready(run(label))
+            jax.block_until_ready(run(label, variants[label]))
             times[label].append(time.perf_counter() - start)
-    whole, chunked = (statistics.median(times[label]) for label in ("whole", "chunks"))
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    steady = min(CHUNKS, max(2, round(medians["one program"] / SECONDS_PER_CHUNK)))
+    label = f"{steady} chunks (later epochs)"
+    states[label], times[label] = states["one program"], []
+    run(label, steady)  # compile
+    for _ in range(repeats):
+        for name, chunks in ((label, steady), ("one program", None)):
+            start = time.perf_counter()
+            jax.block_until_ready(run(name, chunks))
+            times[name].append(time.perf_counter() - start)
+    whole = statistics.median(times["one program"])
     print(f"epoch of {updates} steps, 784-512-512-10 MLP, batch {batch_size}, median of {repeats}:")
-    print(f"  one program {whole:.3f} s; {chunks} chunks with progress reads {chunked:.3f} s; "
-          f"overhead {100 * (chunked / whole - 1):+.2f}%")  # fmt: skip
+    for name in times:
+        seconds = statistics.median(times[name])
+        print(f"  {name:<26} {seconds:.3f} s  overhead {100 * (seconds / whole - 1):+.2f}%")
 
 
 def main() -> None:

@@ -145,8 +145,8 @@ def fit(
       callbacks: `train.Callback` instances (`EarlyStopping`, `ReduceLROnPlateau`,
         `CSVLogger` or one's own), called in order after every epoch.
       initial_state: a TrainState to continue from (e.g. an earlier ``result.state``, left
-        intact: fit trains a copy): two
-        fits of 2 epochs end with the params of one of 4, bit for bit.
+        intact: fit trains a copy); `key` is then not used, the state's own key goes on, so
+        two fits of 2 epochs end with the params of one of 4, bit for bit.
       accumulate_steps: mini-batches per update: their mean gradient is applied in one update
         (effective batch ``accumulate_steps * batch_size``, memory of one mini-batch).
       verbose: print a start line, then one line per epoch with the loss, metrics and time;

@@ -1,9 +1,10 @@
 """What `fit` prints: a start line, one line per epoch, and live progress inside long epochs.
 
-On a terminal, an epoch that takes longer than `LIVE_AFTER_SECONDS` (and the first epoch, whose
-length is not known yet) runs as `CHUNKS` compiled chunks, and a line updated in place shows
+On a terminal, the first epoch (whose length is not known yet) runs as `CHUNKS` compiled
+chunks, and every later epoch whose predecessor took longer than `LIVE_AFTER_SECONDS` as one
+chunk per `SECONDS_PER_CHUNK` (at least 2, at most `CHUNKS`); a line updated in place shows
 the updates done, the running loss and the time left. Anywhere else (CI logs, files) the
-output is one line per epoch.
+output is one line per epoch and every epoch is one program.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 LIVE_AFTER_SECONDS = 2.0
 CHUNKS = 20
+SECONDS_PER_CHUNK = 0.5
 
 
 def _decimals(value: float) -> int:
@@ -44,8 +46,15 @@ class Progress:
 
     def chunk_size(self, updates: int) -> int | None:
         """Updates per chunk for the next epoch, or None to run it as one program."""
-        long = self._last_seconds is None or self._last_seconds > LIVE_AFTER_SECONDS
-        return max(1, math.ceil(updates / CHUNKS)) if self.live and long else None
+        if not self.live:
+            return None
+        if self._last_seconds is None:
+            chunks = CHUNKS
+        elif self._last_seconds > LIVE_AFTER_SECONDS:
+            chunks = min(CHUNKS, max(2, round(self._last_seconds / SECONDS_PER_CHUNK)))
+        else:
+            return None
+        return max(1, math.ceil(updates / chunks))
 
     def epoch_started(self) -> None:
         self.started = time.perf_counter()
