@@ -8,12 +8,15 @@
    the two run round-robin in the same process: the ratio is the change's cost. The same is
    done for the compiled epoch alone (`make_train_epoch`, what fit runs for these MLPs):
    without the compilation in the difference, it is the steadier of the two figures.
-2. **chunked epochs** (`--chunks`): one epoch of the 784-512-512-10 MLP (about 2.5 s on 2
-   CPU cores) run whole, and in the compiled chunks that fit uses for live progress on a
-   terminal (20 in the first epoch, one per 0.5 s after it; each chunk's losses read back for
-   the progress line), round-robin; the ratio of medians is the cost of in-epoch progress.
+2. **chunked epochs** (`--chunks`): what live in-epoch progress on a terminal costs. First
+   the fixed cost of one chunk (a dispatch, its indices sent, its losses read back), from an
+   epoch of the small MLP in 64 one-step chunks against the same epoch as one program; times
+   the most chunks fit runs in a live epoch (10) over the shortest epoch it runs live (2 s),
+   that bounds the overhead. Then the direct measurement: one 2.5 s epoch of the
+   784-512-512-10 MLP run whole, in 10 chunks (fit's first epoch) and in one chunk per 0.5 s
+   (later epochs), round-robin; on a shared machine its noise (a few %) exceeds the effect.
 
-    python benchmarks/bench_fit.py [--repeats 9] [--chunks] [--baseline /tmp/old/src]
+    python benchmarks/bench_fit.py [--repeats 9] [--chunks] [--no-fit] [--baseline /tmp/old/src]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import jax
 import numpy as np
 
 from fnnet import losses, nn, optim, train
-from fnnet.train.progress import CHUNKS, SECONDS_PER_CHUNK
+from fnnet.train.progress import CHUNKS, LIVE_AFTER_SECONDS, SECONDS_PER_CHUNK
 
 # name: (hidden sizes, inputs, samples, batch size, extra epochs: about 2 s of training, so
 # that the jitter of compiling (about 0.1 s) stays small beside it)
@@ -141,31 +144,67 @@ def chunk_overhead(repeats: int) -> None:
         )
         return step_losses
 
-    variants = {"one program": None, f"{CHUNKS} chunks (first epoch)": CHUNKS}
-    for label in variants:
-        states[label] = train.init_state(model, optimizer, jax.random.key(0), (features,))
-        jax.block_until_ready(run(label, variants[label]))  # compile
+    states["one program"] = train.init_state(model, optimizer, jax.random.key(0), (features,))
+    jax.block_until_ready(run("one program", None))  # compile
+    start = time.perf_counter()
+    jax.block_until_ready(run("one program", None))
+    steady = min(CHUNKS, max(2, round((time.perf_counter() - start) / SECONDS_PER_CHUNK)))
+    variants = {
+        "one program": None,
+        f"{CHUNKS} chunks (first epoch)": CHUNKS,
+        f"{steady} chunks (later epochs)": steady,
+    }
+    for label, chunks in variants.items():
+        states.setdefault(label, jax.tree.map(lambda a: a.copy(), states["one program"]))
+        jax.block_until_ready(run(label, chunks))  # compile
     times = {label: [] for label in variants}
     for repeat in range(repeats):
-        for label in sorted(variants, reverse=repeat % 2 == 1):
+        order = list(variants)[:: -1 if repeat % 2 else 1]  # alternate who goes first
+        for label in order:
             start = time.perf_counter()
             jax.block_until_ready(run(label, variants[label]))
             times[label].append(time.perf_counter() - start)
-    medians = {label: statistics.median(values) for label, values in times.items()}
-    steady = min(CHUNKS, max(2, round(medians["one program"] / SECONDS_PER_CHUNK)))
-    label = f"{steady} chunks (later epochs)"
-    states[label], times[label] = states["one program"], []
-    run(label, steady)  # compile
-    for _ in range(repeats):
-        for name, chunks in ((label, steady), ("one program", None)):
-            start = time.perf_counter()
-            jax.block_until_ready(run(name, chunks))
-            times[name].append(time.perf_counter() - start)
     whole = statistics.median(times["one program"])
     print(f"epoch of {updates} steps, 784-512-512-10 MLP, batch {batch_size}, median of {repeats}:")
-    for name in times:
-        seconds = statistics.median(times[name])
+    for name, values in times.items():
+        seconds = statistics.median(values)
         print(f"  {name:<26} {seconds:.3f} s  overhead {100 * (seconds / whole - 1):+.2f}%")
+
+
+def chunk_cost(repeats: int) -> None:
+    """The fixed cost of one chunk (a dispatch, the indices sent, the losses read back): an
+    epoch of 64 one-step chunks against the same epoch as one program, on the small MLP,
+    where that cost is large beside the step and so measurable through the machine's noise."""
+    features, samples, batch_size = 64, 8192, 128
+    x, y = (jax.numpy.asarray(a) for a in data(features, samples))
+    model, optimizer = nn.MLP((128, 128), 10), optim.adam()
+    runner = train.epoch_runner(
+        model, losses.softmax_cross_entropy, optimizer, batch_size=batch_size
+    )
+    updates = samples // batch_size
+    states = {size: train.init_state(model, optimizer, jax.random.key(0), (features,))
+              for size in (None, 1)}  # fmt: skip
+
+    def run(size):
+        states[size], step_losses = train.run_epoch(
+            runner, states[size], x, y, chunk_size=size, on_chunk=lambda *report: None
+        )
+        jax.block_until_ready(step_losses)
+
+    for size in states:
+        run(size)  # compile
+    times = {size: [] for size in states}
+    for repeat in range(3 * repeats):
+        for size in (None, 1) if repeat % 2 else (1, None):
+            start = time.perf_counter()
+            run(size)
+            times[size].append(time.perf_counter() - start)
+    whole, chunked = (statistics.median(times[size]) for size in (None, 1))
+    per_chunk = (chunked - whole) / (updates - 1)
+    bound = CHUNKS * per_chunk / LIVE_AFTER_SECONDS
+    print(f"one chunk costs {per_chunk * 1e6:.0f} us (64 one-step chunks {chunked * 1e3:.1f} ms, "
+          f"one program {whole * 1e3:.1f} ms); at most {CHUNKS} chunks in an epoch of more than "
+          f"{LIVE_AFTER_SECONDS:.0f} s: at most {100 * bound:.2f}% for live progress")  # fmt: skip
 
 
 def main() -> None:
@@ -173,12 +212,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--baseline", help="src folder of another checkout to compare with")
     parser.add_argument("--chunks", action="store_true", help="also measure chunked epochs")
+    parser.add_argument("--no-fit", action="store_true", help="skip the fit-per-step part")
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.default_backend()}")
-    fit_per_step(args.repeats, args.baseline)
+    if not args.no_fit:
+        fit_per_step(args.repeats, args.baseline)
     if args.baseline:
         epoch_per_step(3 * args.repeats, args.baseline)
     if args.chunks:
+        chunk_cost(args.repeats)
         chunk_overhead(args.repeats)
 
 

@@ -17,7 +17,7 @@ from typing import TextIO
 import numpy as np
 
 LIVE_AFTER_SECONDS = 2.0
-CHUNKS = 20
+CHUNKS = 10
 SECONDS_PER_CHUNK = 0.5
 
 
