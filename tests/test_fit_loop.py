@@ -122,6 +122,8 @@ def test_callbacks_are_called_in_order_with_the_history_row():
     expected = [("begin", 0), ("epoch", 1, keys), ("epoch", 2, keys), ("end", 8)]
     assert first.calls == second.calls == expected  # stopped after epoch 2
     assert len(result.history["loss"]) == 2
+    second.stop_at = None  # reused in a new run: its stop flag from the last run is reset
+    assert len(fit(epochs=3, callbacks=[second]).history["loss"]) == 3
 
 
 def test_a_callback_can_replace_the_state():
@@ -209,6 +211,11 @@ def test_csv_logger_writes_a_row_per_epoch(tmp_path):
             "fit: `callbacks` must be a sequence of Callback instances, got str",
         ),
         ({"early_stopping": 3}, TypeError, "fit: `early_stopping` must be an EarlyStopping"),
+        (
+            {"early_stopping": (stopper := train.EarlyStopping(2)), "callbacks": [stopper]},
+            ValueError,
+            r"fit: callback 1 \(EarlyStopping\) is given twice",
+        ),
         (
             {"callbacks": [train.ReduceLROnPlateau(monitor="val_accuracy")]},
             ValueError,

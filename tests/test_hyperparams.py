@@ -15,15 +15,22 @@ GRADS = {"w": jnp.full((3, 2), 0.5), "b": jnp.full(2, -0.25)}
 
 def test_hyperparams_by_argument_name():
     assert set(optim.hyperparams(optim.adam(1e-3).init(PARAMS))) == {
+        "learning_rate",
+        "b1",
+        "b2",
+        "eps",
+    }
+    assert set(optim.hyperparams(optim.adamw(1e-3).init(PARAMS))) == {
         "learning_rate", "b1", "b2", "eps", "weight_decay",
     }  # fmt: skip
-    assert set(optim.hyperparams(optim.sgd(0.1).init(PARAMS))) == {"learning_rate", "weight_decay"}
-    assert set(optim.hyperparams(optim.sgd(0.1, momentum=0.9).init(PARAMS))) == {
+    assert set(optim.hyperparams(optim.sgd(0.1).init(PARAMS))) == {"learning_rate"}
+    assert set(optim.hyperparams(optim.sgd(0.1, momentum=0.9, weight_decay=1e-4).init(PARAMS))) == {
         "learning_rate", "weight_decay", "momentum", "dampening",
     }  # fmt: skip
-    assert set(optim.hyperparams(optim.rmsprop().init(PARAMS))) == {
-        "learning_rate", "decay", "eps", "weight_decay",
-    }  # fmt: skip
+    assert set(optim.hyperparams(optim.rmsprop().init(PARAMS))) == {"learning_rate", "decay", "eps"}
+    # A traced zero keeps its term (its value is not known when the optimizer is built).
+    traced = jax.jit(lambda wd: optim.sgd(0.1, weight_decay=wd).init(PARAMS).hyperparams)(0.0)
+    assert set(traced) == {"learning_rate", "weight_decay"}
     scheduled = optim.adam(schedules.cosine_decay(1e-3, 100)).init(PARAMS)
     assert "learning_rate" not in optim.hyperparams(scheduled)
     assert float(optim.hyperparams(scheduled)["learning_rate_scale"]) == 1.0
@@ -118,7 +125,7 @@ def test_schedule_scale_multiplies_the_schedule():
         (
             {"lr": 0.1},
             ValueError,
-            r"with_hyperparams: unknown hyperparameter 'lr'; this optimizer state has 'learning_rate', 'b1', 'b2', 'eps', 'weight_decay'",
+            r"with_hyperparams: unknown hyperparameter 'lr'; this optimizer state has 'learning_rate', 'b1', 'b2', 'eps'.$",
         ),
         (
             {"learning_rate": jnp.ones(2)},
@@ -133,6 +140,11 @@ def test_schedule_scale_multiplies_the_schedule():
         ({"b1": 1.0}, ValueError, r"with_hyperparams: `b1` must be a number in \[0, 1\), got 1.0"),
         ({"eps": float("nan")}, ValueError, "`eps` must be a finite number >= 0, got nan"),
         ({"learning_rate_scale": 0.5}, ValueError, "This optimizer has a constant `learning_rate`"),
+        (
+            {"weight_decay": 0.1},
+            ValueError,
+            r"unknown hyperparameter 'weight_decay'.* A `momentum` or `weight_decay` of 0 when the optimizer was built is compiled out",
+        ),
     ],
 )
 def test_with_hyperparams_bad_input(values, error, match):

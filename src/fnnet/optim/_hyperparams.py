@@ -8,7 +8,7 @@ between jitted steps without a retrace, be traced, or be swept with `jax.vmap`:
     >>> from fnnet import optim
     >>> state = optim.adam(1e-3).init(jnp.zeros(3))
     >>> sorted(optim.hyperparams(state))
-    ['b1', 'b2', 'eps', 'learning_rate', 'weight_decay']
+    ['b1', 'b2', 'eps', 'learning_rate']
     >>> state = optim.with_hyperparams(state, learning_rate=1e-4)
     >>> print(f"{float(optim.hyperparams(state)['learning_rate']):.1e}")
     1.0e-04
@@ -73,6 +73,14 @@ def check(where: str, name: str, value: Any) -> Any:
     return number
 
 
+def unless_zero(where: str, name: str, value: Any) -> dict[str, Any]:
+    """``{name: value}`` checked, or ``{}`` for a concrete 0: a term that a zero switches off
+    (weight decay) is compiled out and kept out of the state, so a step without it costs what
+    a hand-written one does. A traced value always keeps the term."""
+    value = check(where, name, value)
+    return {} if not _checks.is_traced(value) and value == 0 else {name: value}
+
+
 def as_state(values: dict[str, Any]) -> dict[str, Array]:
     """The hyperparameters as scalar arrays of the default float dtype (float64 with x64)."""
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
@@ -127,7 +135,13 @@ def with_hyperparams(opt_state: Any, **values: Any) -> Any:
                 "`learning_rate_scale`.",
                 "learning_rate_scale": " This optimizer has a constant `learning_rate`; "
                 "set that instead.",
-            }.get(name, "")
+            }.get(
+                name,
+                " A `momentum` or `weight_decay` of 0 when the optimizer was built is compiled "
+                "out and not in the state: build it with a non-zero value to change it later."
+                if name in ("momentum", "dampening", "weight_decay")
+                else "",
+            )
             raise ValueError(
                 f"{where}: unknown hyperparameter {name!r}; this optimizer state has "
                 f"{', '.join(repr(n) for n in current)}.{hint}"

@@ -31,7 +31,8 @@ class AdamState(NamedTuple):
     mu: Params  # first moment m, shaped like params
     nu: Params  # second moment v, shaped like params
     nu_max: Params | None  # running maximum of v (AMSGrad); None unless amsgrad
-    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), b1, b2, eps, weight_decay
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), b1, b2, eps,
+    # and weight_decay unless it is 0
 
 
 def _one_minus_power(b: Array, t: Array) -> Array:
@@ -55,8 +56,9 @@ def _adam(
     maximize: bool,
 ) -> Optimizer:
     schedule, values = split_learning_rate(where, learning_rate)
-    for name, value in (("b1", b1), ("b2", b2), ("eps", eps), ("weight_decay", weight_decay)):
+    for name, value in (("b1", b1), ("b2", b2), ("eps", eps)):
         values[name] = _hyperparams.check(where, name, value)
+    values.update(_hyperparams.unless_zero(where, "weight_decay", weight_decay))
 
     def init(params: Params) -> AdamState:
         params = init_params(where, params)
@@ -74,15 +76,15 @@ def _adam(
         check_grads(f"{where}.update", state.params, grads)
         h = state.hyperparams
         lr = learning_rate_at(schedule, h, state.step)
-        b1, b2, eps, wd = h["b1"], h["b2"], h["eps"], h["weight_decay"]
+        b1, b2, eps, wd = h["b1"], h["b2"], h["eps"], h.get("weight_decay")
         t = (state.step + 1).astype(b1.dtype)
         step_size = lr / _one_minus_power(b1, t)
         bias_correction2_sqrt = jnp.sqrt(_one_minus_power(b2, t))
 
         def rule(p, g, m, v, v_max):
-            if decoupled:
+            if wd is not None and decoupled:
                 p = p * (1 - lr * wd)
-            else:
+            elif wd is not None:
                 g = g + wd * p
             m = m + (1 - b1) * (g - m)
             v = b2 * v + (1 - b2) * g * g

@@ -32,8 +32,8 @@ class RMSpropState(NamedTuple):
     square_avg: Params  # v: running mean of g², shaped like params
     grad_avg: Params | None  # running mean of g (centered); None unless centered
     momentum: Params | None  # momentum buffers b; None if momentum == 0
-    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), decay, eps,
-    # weight_decay, and momentum unless it is 0
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), decay, eps, and
+    # weight_decay and momentum unless they are 0
 
 
 def rmsprop(
@@ -71,7 +71,8 @@ def rmsprop(
       maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.
 
     Float hyperparameters may be numbers or JAX arrays, concrete or traced, and live in the
-    state (`fnnet.optim.hyperparams`); a concrete ``momentum == 0`` keeps no buffer.
+    state (`fnnet.optim.hyperparams`); a concrete ``momentum == 0`` keeps no buffer and a
+    concrete ``weight_decay == 0`` no decay term (neither is then in the state).
 
     Raises:
       TypeError: for a hyperparameter that is not a number.
@@ -79,8 +80,9 @@ def rmsprop(
     """
     where = "rmsprop"
     schedule, values = split_learning_rate(where, learning_rate)
-    for name, value in (("decay", decay), ("eps", eps), ("weight_decay", weight_decay)):
+    for name, value in (("decay", decay), ("eps", eps)):
         values[name] = _hyperparams.check(where, name, value)
+    values.update(_hyperparams.unless_zero(where, "weight_decay", weight_decay))
     momentum = _hyperparams.check(where, "momentum", momentum)
     has_buffer = _checks.is_traced(momentum) or momentum != 0
     if has_buffer:
@@ -104,7 +106,8 @@ def rmsprop(
         decay, eps = h["decay"], h["eps"]
 
         def rule(p, g, v, a, buf):
-            g = g + h["weight_decay"] * p
+            if "weight_decay" in h:  # static: the state's structure decides
+                g = g + h["weight_decay"] * p
             v = decay * v + (1 - decay) * g * g
             if centered:
                 a = a + (1 - decay) * (g - a)

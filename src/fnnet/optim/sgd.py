@@ -30,8 +30,8 @@ class SGDState(NamedTuple):
     step: Array  # () int32: updates applied so far
     params: Params
     momentum: Params | None  # momentum buffers b, shaped like params; None if momentum == 0
-    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), weight_decay,
-    # and momentum, dampening unless momentum == 0
+    hyperparams: dict[str, Array]  # () floats: learning_rate (or _scale), weight_decay unless
+    # it is 0, and momentum, dampening unless momentum is 0
 
 
 def sgd(
@@ -64,7 +64,8 @@ def sgd(
 
     Float hyperparameters may be numbers or JAX arrays, concrete or traced, and live in the
     state (`fnnet.optim.hyperparams`). A concrete ``momentum == 0`` keeps no buffer (and no
-    ``momentum`` / ``dampening`` hyperparameters); a traced momentum always keeps one.
+    ``momentum`` / ``dampening`` hyperparameters) and a concrete ``weight_decay == 0`` no
+    decay term; traced values always keep them.
 
     Raises:
       TypeError: for a hyperparameter that is not a number.
@@ -73,7 +74,7 @@ def sgd(
     """
     where = "sgd"
     schedule, values = split_learning_rate(where, learning_rate)
-    values["weight_decay"] = _hyperparams.check(where, "weight_decay", weight_decay)
+    values.update(_hyperparams.unless_zero(where, "weight_decay", weight_decay))
     momentum = _hyperparams.check(where, "momentum", momentum)
     dampening = _hyperparams.check(where, "dampening", dampening)
     has_buffer = _checks.is_traced(momentum) or momentum != 0
@@ -98,7 +99,8 @@ def sgd(
         first = state.step == 0
 
         def rule(p, g, buf):
-            g = g + h["weight_decay"] * p
+            if "weight_decay" in h:  # static: the state's structure decides
+                g = g + h["weight_decay"] * p
             if has_buffer:
                 mu, damp = h["momentum"], h["dampening"]
                 buf = jnp.where(first, g, mu * buf + (1 - damp) * g)

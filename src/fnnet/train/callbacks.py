@@ -4,7 +4,8 @@
 logs)`` after every epoch (`epoch` from 1, `logs` that epoch's history row), and
 ``on_train_end(state)`` once. ``on_epoch_end`` and ``on_train_end`` may return a replacement
 TrainState (e.g. with a new learning rate) or None; setting ``self.stop_training = True`` ends
-training after this epoch. `fit` sets each callback's ``verbose`` to its own before starting.
+training after this epoch. `fit` sets each callback's ``verbose`` to its own and its
+``stop_training`` to False before starting.
 A user's own loop can call the same methods (see the README).
 """
 
@@ -287,6 +288,11 @@ def check_callbacks(where: str, callbacks: Any, early_stopping: Any) -> list[Cal
             raise TypeError(
                 f"{where}: callback {position} must be a `train.Callback` instance (subclass it "
                 f"and override on_epoch_end), got {type(callback).__name__} {callback!r}."
+            )
+        if any(callback is earlier for earlier in ordered):
+            raise ValueError(
+                f"{where}: callback {position} ({type(callback).__name__}) is given twice (in "
+                "`callbacks`, or there and as `early_stopping`); pass each once."
             )
         ordered.append(callback)
     return ordered

@@ -194,8 +194,8 @@ def fit(
     progress = Progress(verbose, epochs)
     progress.say(_start_line(inputs.shape[0], batch_size, accumulate_steps, mode))
     progress.say(totals_line(state.params, state.model_state))
-    for callback in callback_list:
-        callback.verbose = progress.verbose
+    for callback in callback_list:  # a callback object may be reused from an earlier run
+        callback.verbose, callback.stop_training = progress.verbose, False
     history: dict[str, list[float]] = {name: [] for name in [*keys, "lr", "seconds"]}
     state = _call(callback_list, "on_train_begin", FitResult(state, history))
     updates = inputs.shape[0] // batch_size // accumulate_steps
