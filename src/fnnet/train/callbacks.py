@@ -151,7 +151,7 @@ class EarlyStopping(_Monitor):
         if self.verbose and self.stop_training:
             print(
                 f"early stopping: {self.monitor} has not improved for {self.wait} epochs; best "
-                f"{self.best:.4f} at epoch {self.best_epoch}",
+                f"{self.best:.4g} at epoch {self.best_epoch}",
                 flush=True,
             )
         if self.best_state is None or self.best_epoch == self.last_epoch:
