@@ -8,6 +8,7 @@ result = fit(model, loss_fn, optimizer, (x, y), epochs=20, batch_size=32, key=ke
 """
 
 from fnnet.train.callbacks import Callback, CSVLogger, EarlyStopping, ReduceLROnPlateau
+from fnnet.train.checkpointing import Checkpoint
 from fnnet.train.epoch import (
     EpochRunner,
     epoch_runner,
@@ -25,6 +26,7 @@ from fnnet.train.step import make_train_step
 __all__ = [
     "CSVLogger",
     "Callback",
+    "Checkpoint",
     "EarlyStopping",
     "EpochRunner",
     "FitResult",

@@ -161,11 +161,14 @@ class EarlyStopping(_Monitor):
         return self.best_state
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "best_epoch": self.best_epoch}
+        return {**super().state_dict(), "best_epoch": self.best_epoch,
+                "last_epoch": self.last_epoch, "stop_training": self.stop_training,
+                "best_state": self.best_state}  # fmt: skip
 
     def load_state_dict(self, values: dict[str, Any]) -> None:
         super().load_state_dict(values)
-        self.best_epoch = values["best_epoch"]
+        self.best_epoch, self.last_epoch = values["best_epoch"], values["last_epoch"]
+        self.stop_training, self.best_state = values["stop_training"], values["best_state"]
 
 
 class ReduceLROnPlateau(_Monitor):
@@ -263,7 +266,8 @@ class CSVLogger(Callback):
 
 
 def check_callbacks(where: str, callbacks: Any, early_stopping: Any) -> list[Callback]:
-    """The run's callbacks in order: `early_stopping` (if given) first, then `callbacks`."""
+    """The run's callbacks in order: `early_stopping` (if given) first, then `callbacks`; the
+    caller moves Checkpoints last."""
     if isinstance(callbacks, Callback):
         callbacks = (callbacks,)
     if not isinstance(callbacks, tuple | list):

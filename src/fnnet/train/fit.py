@@ -21,6 +21,7 @@ from fnnet.optim import Optimizer
 from fnnet.optim._base import current_learning_rate
 from fnnet.train import _dispatch
 from fnnet.train.callbacks import Callback, EarlyStopping, check_callbacks, check_monitors
+from fnnet.train.checkpointing import Checkpoint, resume, save_due, split_checkpoints
 from fnnet.train.epoch import epoch_runner, run_epoch
 from fnnet.train.evaluation import Metric, history_keys, history_row, resolve_metrics
 from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
@@ -116,6 +117,7 @@ def fit(
     early_stopping: EarlyStopping | None = None,
     callbacks: Sequence[Callback] = (),
     initial_state: TrainState | None = None,
+    checkpoint: Checkpoint | None = None,
     accumulate_steps: int = 1,
     verbose: bool = True,
     dispatch: str = "auto",
@@ -144,6 +146,9 @@ def fit(
         runs first among the callbacks.
       callbacks: `train.Callback` instances (`EarlyStopping`, `ReduceLROnPlateau`,
         `CSVLogger` or one's own), called in order after every epoch.
+      checkpoint: a `Checkpoint(directory)`: saves the run every few epochs and, when the
+        directory holds a checkpoint of this run, resumes from it (the same as passing it in
+        `callbacks`; either way it runs after the other callbacks).
       initial_state: a TrainState to continue from (e.g. an earlier ``result.state``, left
         intact: fit trains a copy); `key` is then not used, the state's own key goes on, so
         two fits of 2 epochs end with the params of one of 4, bit for bit.
@@ -177,7 +182,9 @@ def fit(
     """
     check_model_and_optimizer("fit", model, optimizer)
     epochs = _checks.positive_int("fit", "epochs", epochs)
-    callback_list = check_callbacks("fit", callbacks, early_stopping)
+    extra = () if checkpoint is None else (checkpoint,)
+    others, savers = split_checkpoints(check_callbacks("fit", (*callbacks, *extra), early_stopping))
+    callback_list = others + savers  # the Checkpoints save what the others decided
     metric_items = resolve_metrics("fit", metrics)
     inputs, targets = prepare_data("fit", "train_data", train_data, model)
     check_batching("fit", inputs.shape[0], batch_size, accumulate_steps)
@@ -198,8 +205,9 @@ def fit(
         callback.verbose, callback.stop_training = progress.verbose, False
     history: dict[str, list[float]] = {name: [] for name in [*keys, "lr", "seconds"]}
     state = _call(callback_list, "on_train_begin", FitResult(state, history))
+    state, history, start, stopped = resume(savers, state, history, others)
     updates = inputs.shape[0] // batch_size // accumulate_steps
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start, epochs + 1 if not stopped else start):
         progress.epoch_started()
         state, losses = run_epoch(
             runner, state, inputs, targets, chunk_size=progress.chunk_size(updates),
@@ -218,6 +226,7 @@ def fit(
 
         state = _call(callback_list, "on_epoch_end", FitResult(state, history), epoch, row,
                       on_replace=refresh_lr)  # fmt: skip
+        save_due(savers, epoch, epoch == epochs, state, history, others)
         progress.epoch_done(epoch, row)
         if any(callback.stop_training for callback in callback_list):
             break
