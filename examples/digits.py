@@ -14,9 +14,29 @@ import time
 import jax
 import numpy as np
 
-from fnnet import data, datasets, losses, metrics, nn, optim, train
+from fnnet import checkpoint, data, datasets, losses, metrics, nn, optim, train
 
 from common import print_test_scores, save_curves
+
+
+def splits(split_key):
+    """The 80/10/10 stratified split of the digits, standardised with the training part."""
+    images, labels = datasets.load_digits()
+    inputs = images.reshape(len(images), -1)  # (1797, 64)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data.split(
+        split_key, inputs, labels, fractions=(0.8, 0.1, 0.1), stratify=labels
+    )
+    x_train, x_val, x_test = data.standardize(x_train, x_val, x_test)
+    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
+
+
+def make_model() -> nn.Layer:
+    """One hidden layer of 256 ReLU units with dropout."""
+    return nn.MLP((256,), 10, activation="relu", drop_rate=0.3)
+
+
+def make_optimizer() -> optim.Optimizer:
+    return optim.adamw(1e-3, weight_decay=1e-2)  # the weight decay regularises too
 
 
 def main() -> None:
@@ -24,25 +44,19 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default="digits_curves.png", help="where to save the curves")
+    parser.add_argument("--save", default="digits_state.ckpt", help="where to save the model")
     args = parser.parse_args()
     started = time.perf_counter()
     split_key, train_key = jax.random.split(jax.random.key(args.seed))
-
-    images, labels = datasets.load_digits()
-    inputs = images.reshape(len(images), -1)  # (1797, 64)
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data.split(
-        split_key, inputs, labels, fractions=(0.8, 0.1, 0.1), stratify=labels
-    )
-    x_train, x_val, x_test = data.standardize(x_train, x_val, x_test)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = splits(split_key)
     print(f"digits: {len(x_train)} train, {len(x_val)} validation, {len(x_test)} test samples")
 
-    # One hidden layer of 256 ReLU units with dropout; AdamW's weight decay regularises too.
-    model = nn.MLP((256,), 10, activation="relu", drop_rate=0.3)
+    model = make_model()
     stopper = train.EarlyStopping(patience=10)
     result = train.fit(
         model,
         losses.softmax_cross_entropy,
-        optim.adamw(1e-3, weight_decay=1e-2),
+        make_optimizer(),
         (x_train, y_train),
         epochs=args.epochs,
         batch_size=32,
@@ -58,6 +72,8 @@ def main() -> None:
     print("confusion matrix (rows: true digit, columns: predicted):")
     print(np.asarray(metrics.confusion_matrix(y_test, predictions, num_classes=10)))
     save_curves(result.history, args.plot, "MLP on the UCI digits", best_epoch=stopper.best_epoch)
+    checkpoint.save(args.save, result.state, metadata={"seed": args.seed})
+    print(f"saved the trained state to {args.save} (examples/predict_digits.py loads it)")
     print(f"done in {time.perf_counter() - started:.1f}s")
 
 

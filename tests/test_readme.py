@@ -61,3 +61,19 @@ def test_vmap_over_learning_rates_snippet():
         exec(compile(block, str(README), "exec"), {})
     finals = [float(v) for v in re.findall(r"[-\d.]+", output.getvalue())]
     assert len(finals) == 3 and finals[0] < finals[1] < finals[2] <= 3.1, finals
+
+
+def test_saving_and_loading_snippet_round_trips_the_quick_start_model():
+    blocks = python_blocks()
+    snippet = next(b for b in blocks if "checkpoint.save(path" in b)
+    namespace = {}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(blocks[0] + blocks[1] + snippet, str(README), "exec"), namespace)
+    loaded, saved = namespace["state"], namespace["result"].state
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: bool((a == b).all()), loaded.params, saved.params)
+    )
+    printed = output.getvalue().strip().splitlines()[-1]  # "{metadata} {scores}"
+    metadata, scores = (ast.literal_eval(part + "}") for part in printed[:-1].split("} "))
+    assert set(metadata) == {"val_accuracy"} and scores["accuracy"] > 0.9, printed
