@@ -230,3 +230,28 @@ def test_a_save_killed_at_any_instant_leaves_the_old_or_the_new_file(tmp_path):
     assert inside_save >= 1, inside_save  # saving is most of the loop: about half land in it
     checkpoint.save(path, {"i": np.zeros(1)})
     assert sorted(os.listdir(tmp_path)) == ["c"]  # the killed saves' temporaries are gone
+
+
+def test_a_full_disk_is_a_checkpoint_error_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "c"
+    checkpoint.save(path, {"w": jnp.ones(2)})
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", full)
+    with pytest.raises(CheckpointError, match=r"could not write .*No space left on device.*intact"):
+        checkpoint.save(path, {"w": jnp.zeros(2)})
+    monkeypatch.undo()
+    np.testing.assert_array_equal(checkpoint.load(path)["['w']"], np.ones(2))
+    assert sorted(os.listdir(tmp_path)) == ["c"]  # the temporary was removed
+
+
+def test_a_like_that_is_not_a_tree_of_arrays_is_a_type_error(tmp_path):
+    checkpoint.save(tmp_path / "c", {"w": jnp.ones(2)})
+    with pytest.raises(
+        TypeError, match=r"checkpoint.load: `like`: the leaf at the root is a object"
+    ):
+        checkpoint.load(tmp_path / "c", object())

@@ -58,7 +58,7 @@ def _bytes(array: np.ndarray) -> memoryview:
     return memoryview(array.reshape(-1).view(np.uint8))
 
 
-def _leaf_record(path: str, leaf: Any) -> tuple[dict, np.ndarray]:
+def _leaf_record(where: str, path: str, leaf: Any) -> tuple[dict, np.ndarray]:
     """The header entry (without offset) and the bytes-to-write of one leaf."""
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         impl = str(jax.random.key_impl(leaf))
@@ -70,7 +70,7 @@ def _leaf_record(path: str, leaf: Any) -> tuple[dict, np.ndarray]:
     if isinstance(leaf, np.ndarray | np.generic):
         return {"kind": "numpy"}, np.asarray(leaf)
     raise TypeError(
-        f"checkpoint.save: the leaf at {path or 'the root'} is a {type(leaf).__name__}, which a "
+        f"{where}: the leaf at {path or 'the root'} is a {type(leaf).__name__}, which a "
         "checkpoint cannot store; leaves must be arrays, Python numbers, None or PRNG keys."
     )
 
@@ -79,7 +79,7 @@ def _records(tree: Any) -> list[tuple[dict, np.ndarray]]:
     records = []
     for key_path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         path = jax.tree_util.keystr(key_path)
-        entry, array = _leaf_record(path, leaf)
+        entry, array = _leaf_record("checkpoint.save", path, leaf)
         if array.dtype.name not in _DTYPES:
             raise TypeError(
                 f"checkpoint.save: the leaf at {path or 'the root'} has dtype {array.dtype}, "
@@ -290,7 +290,7 @@ def _check_like(path: str, entries: list[dict], leaves: list) -> None:
     stored = {e["path"]: (e["kind"] == "key", e["dtype"], tuple(e["shape"])) for e in entries}
     expected = {}
     for key_path, leaf in leaves:
-        entry, array = _leaf_record(jax.tree_util.keystr(key_path), leaf)
+        entry, array = _leaf_record("checkpoint.load: `like`", jax.tree_util.keystr(key_path), leaf)
         expected[jax.tree_util.keystr(key_path)] = (
             entry["kind"] == "key", array.dtype.name, tuple(array.shape)
         )  # fmt: skip
