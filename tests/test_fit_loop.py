@@ -212,6 +212,11 @@ def test_csv_logger_writes_a_row_per_epoch(tmp_path):
         ),
         ({"early_stopping": 3}, TypeError, "fit: `early_stopping` must be an EarlyStopping"),
         (
+            {"checkpoint": "ckpts"},
+            TypeError,
+            "fit: `checkpoint` must be a train.Checkpoint, got 'ckpts'",
+        ),
+        (
             {"early_stopping": (stopper := train.EarlyStopping(2)), "callbacks": [stopper]},
             ValueError,
             r"fit: callback 1 \(EarlyStopping\) is given twice",

@@ -182,8 +182,10 @@ def fit(
     """
     check_model_and_optimizer("fit", model, optimizer)
     epochs = _checks.positive_int("fit", "epochs", epochs)
-    extra = () if checkpoint is None else (checkpoint,)
-    others, savers = split_checkpoints(check_callbacks("fit", (*callbacks, *extra), early_stopping))
+    checked = check_callbacks("fit", callbacks, early_stopping)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"fit: `checkpoint` must be a train.Checkpoint, got {checkpoint!r}.")
+    others, savers = split_checkpoints(checked + ([checkpoint] if checkpoint else []))
     callback_list = others + savers  # the Checkpoints save what the others decided
     metric_items = resolve_metrics("fit", metrics)
     inputs, targets = prepare_data("fit", "train_data", train_data, model)
