@@ -16,14 +16,18 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
+def run(*blocks: str) -> tuple[dict, str]:
+    """Executes README blocks one after another in one namespace; returns it and the output."""
+    namespace, output = {}, io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile("".join(blocks), str(README), "exec"), namespace)
+    return namespace, output.getvalue()
+
+
 def test_quick_start_blocks_run_and_learn():
     blocks = python_blocks()
     assert len(blocks) >= 2
-    namespace = {}
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(blocks[0] + blocks[1], str(README), "exec"), namespace)
-    printed = output.getvalue()
+    _, printed = run(blocks[0], blocks[1])
     accuracy = float(re.search(r"accuracy (\S+)", printed).group(1))
     assert accuracy > 0.95, printed
     scores = ast.literal_eval(printed.strip().splitlines()[-1])  # the evaluate() dict
@@ -32,9 +36,7 @@ def test_quick_start_blocks_run_and_learn():
 
 def test_transformer_block_snippet_builds_a_language_model():
     block = next(b for b in python_blocks() if "def transformer_block" in b)
-    namespace = {}
-    exec(compile(block, str(README), "exec"), namespace)
-    model = namespace["language_model"]
+    model = run(block)[0]["language_model"]
     params, state = model.init(jax.random.key(0), (16,))
     logits, _ = model.apply(params, state, jnp.zeros((2, 16), jnp.int32))
     assert logits.shape == (2, 16, 60)
@@ -43,11 +45,8 @@ def test_transformer_block_snippet_builds_a_language_model():
 def test_custom_loop_runs_after_the_quick_start_and_learns():
     blocks = python_blocks()
     loop = next(b for b in blocks if "on_epoch_end(" in b)
-    namespace = {}
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(blocks[0] + blocks[1] + loop, str(README), "exec"), namespace)
-    last = output.getvalue().strip().splitlines()[-1]
+    namespace, printed = run(blocks[0], blocks[1], loop)
+    last = printed.strip().splitlines()[-1]
     match = re.fullmatch(r"epoch (\d+): val_accuracy (\S+), lr (\S+)", last)
     assert match, last
     assert 1 <= int(match.group(1)) <= 100 and float(match.group(2)) > 0.9, last
@@ -56,24 +55,19 @@ def test_custom_loop_runs_after_the_quick_start_and_learns():
 
 def test_vmap_over_learning_rates_snippet():
     block = next(b for b in python_blocks() if "jax.vmap(minimise)" in b)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(block, str(README), "exec"), {})
-    finals = [float(v) for v in re.findall(r"[-\d.]+", output.getvalue())]
+    _, printed = run(block)
+    finals = [float(v) for v in re.findall(r"[-\d.]+", printed)]
     assert len(finals) == 3 and finals[0] < finals[1] < finals[2] <= 3.1, finals
 
 
 def test_saving_and_loading_snippet_round_trips_the_quick_start_model():
     blocks = python_blocks()
     snippet = next(b for b in blocks if "checkpoint.save(path" in b)
-    namespace = {}
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(blocks[0] + blocks[1] + snippet, str(README), "exec"), namespace)
+    namespace, printed = run(blocks[0], blocks[1], snippet)
     loaded, saved = namespace["state"], namespace["result"].state
     assert jax.tree.all(
         jax.tree.map(lambda a, b: bool((a == b).all()), loaded.params, saved.params)
     )
-    printed = output.getvalue().strip().splitlines()[-1]  # "{metadata} {scores}"
-    metadata, scores = (ast.literal_eval(part + "}") for part in printed[:-1].split("} "))
-    assert set(metadata) == {"val_accuracy"} and scores["accuracy"] > 0.9, printed
+    last = printed.strip().splitlines()[-1]  # "{metadata} {scores}"
+    metadata, scores = (ast.literal_eval(part + "}") for part in last[:-1].split("} "))
+    assert set(metadata) == {"val_accuracy"} and scores["accuracy"] > 0.9, last
