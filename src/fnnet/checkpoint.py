@@ -58,21 +58,41 @@ def _bytes(array: np.ndarray) -> memoryview:
     return memoryview(array.reshape(-1).view(np.uint8))
 
 
-def _leaf_record(where: str, path: str, leaf: Any) -> tuple[dict, np.ndarray]:
-    """The header entry (without offset) and the bytes-to-write of one leaf."""
+def _kind(where: str, path: str, leaf: Any) -> str:
+    """How a leaf is stored and restored: "key", "bool", "int", "float", "jax" or "numpy"."""
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        impl = str(jax.random.key_impl(leaf))
-        return {"kind": "key", "impl": impl}, np.asarray(jax.random.key_data(leaf))
+        return "key"
     if isinstance(leaf, bool | int | float) and not isinstance(leaf, np.generic):
-        return {"kind": type(leaf).__name__}, np.asarray(leaf)
+        return type(leaf).__name__
     if isinstance(leaf, jax.Array):
-        return {"kind": "jax"}, np.asarray(leaf)
+        return "jax"
     if isinstance(leaf, np.ndarray | np.generic):
-        return {"kind": "numpy"}, np.asarray(leaf)
+        return "numpy"
     raise TypeError(
         f"{where}: the leaf at {path or 'the root'} is a {type(leaf).__name__}, which a "
         "checkpoint cannot store; leaves must be arrays, Python numbers, None or PRNG keys."
     )
+
+
+def _leaf_record(where: str, path: str, leaf: Any) -> tuple[dict, np.ndarray]:
+    """The header entry (without offset) and the bytes-to-write of one leaf."""
+    kind = _kind(where, path, leaf)
+    if kind == "key":
+        impl = str(jax.random.key_impl(leaf))
+        return {"kind": kind, "impl": impl}, np.asarray(jax.random.key_data(leaf))
+    return {"kind": kind}, np.asarray(leaf)
+
+
+def _spec(where: str, path: str, leaf: Any) -> tuple[bool, str, tuple[int, ...]]:
+    """``(is_key, dtype, shape)`` of a leaf as it would be stored, read without copying it."""
+    kind = _kind(where, path, leaf)
+    if kind == "key":
+        data = jax.eval_shape(jax.random.key_data, leaf)
+        return True, np.dtype(data.dtype).name, tuple(data.shape)
+    if kind in ("bool", "int", "float"):
+        value = np.asarray(leaf)
+        return False, value.dtype.name, ()
+    return False, np.dtype(leaf.dtype).name, tuple(leaf.shape)
 
 
 def _records(tree: Any) -> list[tuple[dict, np.ndarray]]:
@@ -288,12 +308,12 @@ def load(path: str | os.PathLike, like: Any = None) -> Any:
 
 def _check_like(path: str, entries: list[dict], leaves: list) -> None:
     stored = {e["path"]: (e["kind"] == "key", e["dtype"], tuple(e["shape"])) for e in entries}
-    expected = {}
-    for key_path, leaf in leaves:
-        entry, array = _leaf_record("checkpoint.load: `like`", jax.tree_util.keystr(key_path), leaf)
-        expected[jax.tree_util.keystr(key_path)] = (
-            entry["kind"] == "key", array.dtype.name, tuple(array.shape)
-        )  # fmt: skip
+    expected = {
+        jax.tree_util.keystr(key_path): _spec(
+            "checkpoint.load: `like`", jax.tree_util.keystr(key_path), leaf
+        )
+        for key_path, leaf in leaves
+    }
     problems = [f"{p}: missing from the file" for p in expected if p not in stored]
     problems += [f"{p}: in the file, not in `like`" for p in stored if p not in expected]
     problems += [

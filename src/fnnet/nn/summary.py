@@ -23,11 +23,11 @@ from fnnet.typing import DTypeLike
 __all__ = ["summary"]
 
 
-def _rows(tree: Any) -> list[tuple[str, str, str, int]]:
+def _rows(tree: Any) -> list[tuple[str, str, str, str]]:
     """``(path, shape, dtype, count)`` for every leaf of a tree of arrays or specs."""
     return [
         (jax.tree_util.keystr(path) or "(root)", str(tuple(leaf.shape)), str(leaf.dtype),
-         int(np.prod(leaf.shape)))
+         f"{int(np.prod(leaf.shape)):,}")
         for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
     ]  # fmt: skip
 
@@ -38,12 +38,15 @@ def _count_and_bytes(tree: Any) -> tuple[int, int]:
     return count, sum(int(np.prod(leaf.shape)) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
 
 
-def _size(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+def _size(nbytes: float) -> str:
+    """``512 B``, ``34.8 KiB``, ``1.3 MiB``, ``32.0 GiB``."""
+    if nbytes < 1024:
+        return f"{nbytes:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
         nbytes /= 1024
-    raise AssertionError("unreachable")
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.1f} {unit}"
+    return ""  # not reached: the loop returns at GiB
 
 
 def totals_line(params: Any, state: Any) -> str:
@@ -116,12 +119,9 @@ def summary(model: Layer, input_shape: tuple[int, ...], *, dtype: DTypeLike = jn
     layer_rows = _layer_rows(model, params, state, specs)
     if layer_rows:
         lines += _table("layers:", layer_rows, ("path", "layer", "output shape", "parameters"))
-    lines += _table("parameters:", [tuple(f"{v:,}" if isinstance(v, int) else v for v in row)
-                                    for row in _rows(params)] or [("-",) * 4], header)  # fmt: skip
+    lines += _table("parameters:", _rows(params) or [("-",) * 4], header)
     if jax.tree.leaves(state):
-        lines += _table("non-trainable state:", [tuple(f"{v:,}" if isinstance(v, int) else v
-                                                       for v in row) for row in _rows(state)],
-                        header)  # fmt: skip
+        lines += _table("non-trainable state:", _rows(state), header)
     out = jax.tree.map(lambda s: ("batch", *s.shape[1:]), outputs)
     lines.append(totals_line(params, state))
     lines.append(f"output: {str(out).replace(chr(39), '')}")
