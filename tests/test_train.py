@@ -210,10 +210,12 @@ def test_nan_loss_stops_fit_and_keeps_the_last_finite_state():
     x, y = blobs()
     with pytest.raises(
         train.NonFiniteLossError,
-        match=r"fit: the training loss or its gradients stopped being finite at epoch \d+, step \d+ of 12",
+        match=r"fit: the training step stopped being finite at epoch \d+, step \d+ of 12 \(first "
+        r"in the gradient at \[\d\]\['[bw]'\]\)",
     ) as info:
         fit((x, y), optimizer=optim.sgd(1e4), epochs=20, batch_size=8)
     error = info.value
+    assert error.path in {f"[{i}]['{name}']" for i in (0, 2) for name in "bw"}
     state = error.result.state
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state.params))
     assert int(state.step) == (error.epoch - 1) * 12 + error.step - 1

@@ -5,6 +5,7 @@ Every message follows one template: ``<where>: `<argument>` must <rule>, got <va
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 from typing import Any
@@ -22,13 +23,13 @@ def positive_int(where: str, name: str, value: Any) -> int:
     """Returns `value` if it is an int > 0: TypeError for another kind (bools included),
     ValueError for an int <= 0."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{where}: `{name}` must be a positive int, got {_kind(value)}.")
+        raise TypeError(f"{where}: `{name}` must be a positive int, got {value_str(value)}.")
     if value <= 0:
         raise ValueError(f"{where}: `{name}` must be a positive int, got {value!r}.")
     return int(value)
 
 
-def _kind(value: Any) -> str:
+def value_str(value: Any) -> str:
     """`value` in a wrong-kind error: its repr when short, and its type."""
     shown = repr(value)
     return f"{shown} ({type(value).__name__})" if len(shown) <= 40 else type(value).__name__
@@ -41,7 +42,7 @@ def real_number(where: str, name: str, value: Any, rule: str) -> float:
     if is_scalar_array and np.issubdtype(value.dtype, np.number):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{where}: `{name}` must be {rule}, got {_kind(value)}.")
+        raise TypeError(f"{where}: `{name}` must be {rule}, got {value_str(value)}.")
     if not math.isfinite(value):
         raise ValueError(f"{where}: `{name}` must be {rule}, got {value!r}.")
     return float(value)
@@ -141,11 +142,33 @@ def unknown_name(where: str, kind: str, name: str, valid: Any, alternative: str)
     )
 
 
+@functools.cache
+def _raw_key_shape() -> tuple[int, ...]:
+    """The shape of the default implementation's raw key data (``(2,)`` for threefry)."""
+    return jax.eval_shape(jax.random.PRNGKey, 0).shape
+
+
 def prng_key(where: str, key: Any) -> None:
-    """Raises a TypeError with the fix when `key` is a plain int seed or None."""
+    """Raises a TypeError with the fix unless `key` is one PRNG key: a typed key of shape ()
+    (``jax.random.key(0)``) or raw uint32 key data of the default shape
+    (``jax.random.PRNGKey(0)``). Only shapes and dtypes are read, so it is free under `jit`."""
     if key is None or isinstance(key, int | np.integer):
         hint = f"`jax.random.key({key})`" if key is not None else "e.g. `jax.random.key(0)`"
         raise TypeError(f"{where}: `key` must be a JAX PRNG key, got {key!r}; pass {hint}.")
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+        raise TypeError(
+            f"{where}: `key` must be a single PRNG key, got an array of keys of shape {shape}; "
+            "pass one of them, e.g. `keys[0]`."
+        )
+    if dtype == np.uint32 and tuple(shape) == _raw_key_shape():
+        return
+    raise TypeError(
+        f"{where}: `key` must be a JAX PRNG key such as `jax.random.key(0)`, got "
+        f"{shape_str(key) if dtype is not None else value_str(key)}."
+    )
 
 
 def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:

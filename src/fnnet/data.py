@@ -43,6 +43,11 @@ def _boundaries(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    if not isinstance(fractions, tuple | list):
+        raise TypeError(
+            f"split: `fractions` must be a tuple of numbers summing to 1, e.g. (0.8, 0.2), got "
+            f"{_checks.value_str(fractions)}."
+        )
     fractions = tuple(fractions)
     if not fractions or any(
         isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1 for f in fractions

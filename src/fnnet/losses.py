@@ -3,6 +3,7 @@
 Every loss takes ``reduction="mean"`` (the default), ``"sum"`` or ``"none"`` (the unreduced
 per-element or per-example values). Shapes and dtypes are checked when the loss is traced, so the
 checks cost nothing under `jit`; label values (ranges) are checked only on concrete arrays.
+Complex values are refused with a TypeError (a real loss would drop their imaginary part).
 
 | fnnet                         | PyTorch                             |
 | ----------------------------- | ----------------------------------- |
@@ -36,11 +37,25 @@ def _reduce(where: str, values: Array, reduction: str) -> Array:
     return values
 
 
+def _real(where: str, name: str, array: Array) -> None:
+    """Raises a TypeError for complex (or non-numeric) values: a real loss would drop the
+    imaginary part silently."""
+    if not (jnp.issubdtype(array.dtype, jnp.integer) or jnp.issubdtype(array.dtype, jnp.floating)
+            or array.dtype == jnp.bool_):  # fmt: skip
+        raise TypeError(
+            f"{where}: `{name}` must hold real numbers, got {_checks.shape_str(array)}; a "
+            "complex value's imaginary part would be dropped, so pass the real part (or "
+            "`jnp.abs`) explicitly."
+        )
+
+
 def _same_shape(
     where: str, predictions: ArrayLike, targets: ArrayLike, first: str = "predictions"
 ) -> tuple[Array, Array]:
     """Both as arrays of one floating dtype, after checking their shapes agree."""
     predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
+    for name, array in ((first, predictions), ("targets", targets)):
+        _real(where, name, array)
     if predictions.shape != targets.shape:
         raise ValueError(
             f"{where}: `targets` must have the shape of `{first}` {predictions.shape}, got "
@@ -64,6 +79,7 @@ def mse(predictions: ArrayLike, targets: ArrayLike, *, reduction: str = "mean") 
       A scalar, or the element-wise losses for ``reduction="none"``.
     Raises:
       ValueError: if the shapes differ or `reduction` is unknown.
+      TypeError: for complex or non-numeric values (a real loss would drop the imaginary part).
     """
     predictions, targets = _same_shape("mse", predictions, targets)
     return _reduce("mse", jnp.square(predictions - targets), reduction)
@@ -111,17 +127,19 @@ def softmax_cross_entropy(
     Args:
       logits: ``(..., classes)`` floating scores.
       labels: integer class ids of shape ``logits.shape[:-1]``, or class probabilities of the
-        same shape as `logits`.
+        same shape as `logits`: finite and >= 0 (checked outside `jit`). Rows that do not sum
+        to 1 are accepted as PyTorch does (soft targets, e.g. a mixup of labels): the loss is
+        ``-sum(labels * log_softmax(logits))`` whatever their sum.
       label_smoothing: ``e`` in [0, 1].
       reduction: "mean", "sum" or "none" (per-example losses of shape ``logits.shape[:-1]``).
     Returns:
       A scalar, or the per-example losses. Under `jit`, an integer label outside
       ``[0, classes)`` gives a NaN loss (it cannot raise there); outside `jit` it raises.
     Raises:
-      ValueError: for labels of the wrong shape, out-of-range class ids, or a bad
-        `label_smoothing` / `reduction`.
-      TypeError: for logits that are not floating point or labels that are neither integer nor
-        floating point.
+      ValueError: for labels of the wrong shape, out-of-range class ids, negative or
+        non-finite probabilities, or a bad `label_smoothing` / `reduction`.
+      TypeError: for logits that are not real floating point or labels that are neither
+        integer nor real floating point (complex values included).
     """
     where = "softmax_cross_entropy"
     smoothing = _checks.real_number(where, "label_smoothing", label_smoothing, "a number in [0, 1]")
@@ -162,6 +180,7 @@ def softmax_cross_entropy(
                 f"got {labels.shape}. For class ids pass an integer array of shape "
                 f"{logits.shape[:-1]}."
             )
+        _check_probabilities(where, labels)
         targets = (1.0 - smoothing) * labels + smoothing / num_classes
         values = -jnp.sum(targets * log_probs, axis=-1)
     else:
@@ -170,6 +189,19 @@ def softmax_cross_entropy(
             f"{_checks.shape_str(labels)}."
         )
     return _reduce(where, values, reduction)
+
+
+def _check_probabilities(where: str, labels: Array) -> None:
+    """Concrete probability labels must be >= 0 and finite; rows need not sum to 1."""
+    if _checks.is_traced(labels) or labels.size == 0:
+        return
+    values = np.asarray(labels)
+    bad = int(np.count_nonzero(~(np.isfinite(values) & (values >= 0))))
+    if bad:
+        raise ValueError(
+            f"{where}: probability `labels` must be finite and >= 0, got {bad} values that are "
+            f"not (e.g. {values[~(np.isfinite(values) & (values >= 0))].flat[0]})."
+        )
 
 
 def sigmoid_binary_cross_entropy(

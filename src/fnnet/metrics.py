@@ -1,7 +1,9 @@
 """Classification metrics equal to scikit-learn's: accuracy, precision, recall, F1, confusion.
 
 Labels are integer class ids; `y_pred` may also be scores of shape ``y_true.shape + (classes,)``,
-reduced with argmax. A class with no predicted (precision) or no true (recall) samples scores 0,
+reduced with argmax (two classes at least: a single logit per sample is refused, as its argmax
+is always 0; threshold it into labels). Empty arrays are refused: their score is undefined.
+A class with no predicted (precision) or no true (recall) samples scores 0,
 never NaN, as scikit-learn's ``zero_division`` default.
 
 With `num_classes` given, the classes are ``0 .. num_classes - 1`` (absent ones included in
@@ -47,6 +49,12 @@ def _as_labels(where: str, y_true: ArrayLike, y_pred: ArrayLike) -> tuple[Array,
     """Both as integer arrays of one shape; scores in `y_pred` are reduced with argmax."""
     y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
     if y_pred.ndim == y_true.ndim + 1 and y_pred.shape[:-1] == y_true.shape:
+        if y_pred.shape[-1] == 1:
+            raise ValueError(
+                f"{where}: `y_pred` has a class axis of size 1, shape {y_pred.shape} (a binary "
+                "model with one logit?): its argmax is class 0 everywhere. Pass labels instead: "
+                "`(y_pred[..., 0] > 0).astype(int)` for a logit, `> 0.5` for a probability."
+            )
         y_pred = jnp.argmax(y_pred, axis=-1)
     for name, array in (("y_true", y_true), ("y_pred", y_pred)):
         if not (jnp.issubdtype(array.dtype, jnp.integer) or array.dtype == jnp.bool_):
@@ -59,6 +67,11 @@ def _as_labels(where: str, y_true: ArrayLike, y_pred: ArrayLike) -> tuple[Array,
         raise ValueError(
             f"{where}: `y_pred` must have the shape of `y_true` {y_true.shape} (or that shape "
             f"plus a class axis of scores), got {y_pred.shape}."
+        )
+    if y_true.size == 0:
+        raise ValueError(
+            f"{where}: `y_true` must hold at least one label, got shape {y_true.shape}; a score "
+            "of no samples is undefined."
         )
     return y_true.astype(jnp.int32), y_pred.astype(jnp.int32)
 

@@ -22,6 +22,7 @@ def make_moons(n_samples: int, *, key: PRNGKey, noise: float = 0.1) -> tuple[Arr
     """
     n = _checks.positive_int("make_moons", "n_samples", n_samples)
     noise = _checks.non_negative("make_moons", "noise", noise)
+    _checks.prng_key("make_moons", key)
     angle_key, noise_key = jax.random.split(key)
     y = jnp.arange(n) % 2
     t = jax.random.uniform(angle_key, (n,), maxval=jnp.pi)
@@ -42,6 +43,7 @@ def make_spirals(
     n = _checks.positive_int("make_spirals", "n_samples", n_samples)
     k = _checks.positive_int("make_spirals", "num_classes", num_classes)
     noise = _checks.non_negative("make_spirals", "noise", noise)
+    _checks.prng_key("make_spirals", key)
     radius_key, noise_key = jax.random.split(key)
     y = jnp.arange(n) % k
     r = jax.random.uniform(radius_key, (n,))
@@ -58,6 +60,7 @@ def make_sine(n_samples: int, *, key: PRNGKey, noise: float = 0.1) -> tuple[Arra
     """
     n = _checks.positive_int("make_sine", "n_samples", n_samples)
     noise = _checks.non_negative("make_sine", "noise", noise)
+    _checks.prng_key("make_sine", key)
     x_key, noise_key = jax.random.split(key)
     x = jax.random.uniform(x_key, (n, 1), minval=-3.0, maxval=3.0)
     return x, jnp.sin(x) + 0.1 * x**2 + noise * jax.random.normal(noise_key, (n, 1))
@@ -87,6 +90,7 @@ def make_robot_arm(
             f"make_robot_arm: `link_lengths` must be a non-empty sequence of positive numbers, "
             f"got {link_lengths!r}."
         )
+    _checks.prng_key("make_robot_arm", key)
     angle_key, noise_key = jax.random.split(key)
     angles = jax.random.uniform(angle_key, (n, lengths.size), minval=-jnp.pi / 2, maxval=jnp.pi / 2)
     absolute = jnp.cumsum(angles, axis=1)  # each link's angle to the x axis

@@ -76,6 +76,61 @@ def check_input_shape(where: str, input_shape: Any) -> None:
             f"{where}: `input_shape` must be a tuple of ints without the batch axis, e.g. (64,) "
             f"or (8, 8, 1), got {input_shape!r}."
         )
+    for shape in leaves:
+        if any(isinstance(d, bool) or d < 1 for d in shape):
+            raise ValueError(
+                f"{where}: `input_shape` must have positive dimensions (one input's shape, "
+                f"without the batch axis), got {shape!r}."
+            )
+
+
+Expected = dict[str, "tuple[int | str, ...] | Expected"]
+
+
+def check_params(where: str, params: Any, expected: Expected, name: str = "params") -> None:
+    """Raises unless `params` has exactly the keys of `expected` and each leaf its shape.
+
+    `expected` maps each key to a shape or to a nested dict of them; a dimension is an int, or
+    a name (``"in"``) that matches any size, the same size wherever the name recurs. Shapes are
+    static, so the check is free under `jit`; it catches the params of another model (a Dense
+    of 5 features given to one of 3) with a message instead of wrong outputs or a KeyError.
+    """
+    sizes: dict[str, int] = {}
+
+    def fits(tree: Any, want: Any) -> bool:
+        if isinstance(want, dict):
+            return (
+                isinstance(tree, dict)
+                and tree.keys() == want.keys()
+                and all(fits(tree[key], want[key]) for key in want)
+            )
+        shape = getattr(tree, "shape", None)
+        if shape is None or len(shape) != len(want):
+            return False
+        for size, dim in zip(shape, want, strict=True):
+            if isinstance(dim, str):
+                dim = sizes.setdefault(dim, size)
+            if size != dim:
+                return False
+        return True
+
+    if not fits(params, expected):
+        raise ValueError(
+            f"{where}: `{name}` do not fit this layer: expected {_shapes_str(expected)}, got "
+            f"{_shapes_str(params)}. Pass the {name} this model's own `init` returned (or "
+            "those of a TrainState made for it)."
+        )
+
+
+def _shapes_str(tree: Any) -> str:
+    """``{'w': (in, 3), 'b': (3,)}``: a tree of shapes (or of arrays, shown by shape)."""
+    if isinstance(tree, dict):
+        return "{" + ", ".join(f"{k!r}: {_shapes_str(v)}" for k, v in tree.items()) + "}"
+    if hasattr(tree, "shape"):
+        tree = tuple(tree.shape)
+    if isinstance(tree, tuple):
+        return "(" + ", ".join(map(str, tree)) + (",)" if len(tree) == 1 else ")")
+    return type(tree).__name__
 
 
 def batch_of_one(input_shape: Any, dtype: Any) -> Any:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from fnnet import _checks
-from fnnet.nn._layer import Layer, check_input_shape
+from fnnet.nn._layer import Layer, check_input_shape, check_params
 from fnnet.nn.dense import Dense
 
 __all__ = ["MultiHeadAttention"]
@@ -62,7 +62,12 @@ def MultiHeadAttention(num_heads: int, features: int, *, causal: bool = False) -
         }
         return params, {}
 
+    projection = {"w": ("in", features), "b": (features,)}
+    expected = {name: projection for name in _PROJECTIONS[:-1]}
+    expected["out"] = {"w": (features, features), "b": (features,)}
+
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params(where, params, expected)
         _checks.rank(where, inputs, 3, "(batch, time, features)")
         batch, time = inputs.shape[:2]
 

@@ -6,7 +6,7 @@ import jax
 
 from fnnet import _checks
 from fnnet.initializers import check_initializer, glorot_uniform, zeros
-from fnnet.nn._layer import Layer
+from fnnet.nn._layer import Layer, check_params
 from fnnet.nn._spatial import Padding, check_fits, check_image_shape, check_padding
 from fnnet.typing import Initializer
 
@@ -75,7 +75,12 @@ def Conv2D(
         params = {"w": w, "b": b_init(b_key, (features,), w.dtype)} if use_bias else {"w": w}
         return params, {}
 
+    expected = {"w": (*kernel, "in", features), "b": (features,)}
+    if not use_bias:
+        del expected["b"]
+
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params(where, params, expected)
         _checks.rank(where, inputs, 4, _NHWC)
         _checks.last_axis(where, inputs, params["w"].shape[2])  # input channels
         check_fits(where, "kernel", inputs.shape[1:3], extent, padding)

@@ -8,7 +8,7 @@ import jax
 
 from fnnet import _checks
 from fnnet.initializers import check_initializer, glorot_uniform, zeros
-from fnnet.nn._layer import Layer, check_input_shape
+from fnnet.nn._layer import Layer, check_input_shape, check_params
 from fnnet.typing import Initializer
 
 __all__ = ["Dense", "Flatten"]
@@ -57,8 +57,11 @@ def Dense(
         params = {"w": w, "b": b_init(b_key, (features,), w.dtype)} if use_bias else {"w": w}
         return params, {}
 
+    expected = {"w": ("in", features), "b": (features,)} if use_bias else {"w": ("in", features)}
+
     def apply(params, state, inputs, *, key=None, train=False):
-        _checks.last_axis("Dense", inputs, params["w"].shape[0])  # static: free under jit
+        check_params("Dense", params, expected)  # static checks: free under jit
+        _checks.last_axis("Dense", inputs, params["w"].shape[0])
         outputs = inputs @ params["w"]
         return (outputs + params["b"] if use_bias else outputs), state
 

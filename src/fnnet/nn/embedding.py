@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from fnnet import _checks
 from fnnet.initializers import check_initializer, normal
-from fnnet.nn._layer import Layer, check_input_shape, integer_inputs
+from fnnet.nn._layer import Layer, check_input_shape, check_params, integer_inputs
 from fnnet.typing import Initializer
 
 __all__ = ["Embedding"]
@@ -48,6 +48,7 @@ def Embedding(
         return {"embeddings": w_init(key, (num_embeddings, features))}, {}
 
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params(where, params, {"embeddings": (num_embeddings, features)})
         ids = jnp.asarray(inputs)
         if not jnp.issubdtype(ids.dtype, jnp.integer):
             raise ValueError(

@@ -7,7 +7,7 @@ import math
 import jax.numpy as jnp
 
 from fnnet import _checks
-from fnnet.nn._layer import Layer, check_input_shape
+from fnnet.nn._layer import Layer, check_input_shape, check_params
 
 __all__ = ["BatchNorm", "LayerNorm"]
 
@@ -17,6 +17,9 @@ def _check_features(where: str, input_shape) -> int:
     if len(input_shape) == 0:
         raise ValueError(f"{where}: `input_shape` must have a feature axis, got ().")
     return input_shape[-1]
+
+
+_AFFINE = {"scale": ("C",), "bias": ("C",)}
 
 
 def _affine_params(features: int) -> dict:
@@ -64,6 +67,9 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
         return _affine_params(features), state
 
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params(where, params, _AFFINE)
+        check_params(where, state, {"mean": params["scale"].shape, "var": params["scale"].shape},
+                     "state")  # fmt: skip
         _checks.last_axis(where, inputs, params["scale"].shape[0])
         if train:
             count = math.prod(inputs.shape[:-1])
@@ -101,6 +107,7 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
         return _affine_params(_check_features("LayerNorm", input_shape)), {}
 
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params("LayerNorm", params, _AFFINE)
         _checks.last_axis("LayerNorm", inputs, params["scale"].shape[0])
         mean = jnp.mean(inputs, axis=-1, keepdims=True)
         var = jnp.var(inputs, axis=-1, keepdims=True)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from fnnet import _checks
 from fnnet.initializers import uniform
-from fnnet.nn._layer import Layer, check_input_shape
+from fnnet.nn._layer import Layer, check_input_shape, check_params
 
 __all__ = ["GRU", "LSTM"]
 
@@ -44,7 +44,11 @@ def _recurrent(where: str, features: int, num_gates: int, cell: Callable, initia
         }
         return params, {}
 
+    expected = {"w_ih": ("in", width), "w_hh": (features, width), "b_ih": (width,),
+                "b_hh": (width,)}  # fmt: skip
+
     def apply(params, state, inputs, *, key=None, train=False):
+        check_params(where, params, expected)
         _checks.rank(where, inputs, 3, _BTF)
         _checks.last_axis(where, inputs, params["w_ih"].shape[0])
         projected = inputs @ params["w_ih"] + params["b_ih"]  # (batch, time, gates * H)

@@ -90,6 +90,30 @@ def initial_step() -> Array:
     return jnp.zeros((), jnp.int32)
 
 
+def check_opt_state(
+    where: str, state: Any, state_type: type, hyperparams: Any, **slots: bool
+) -> None:
+    """Raises unless `state` is a `state_type` made by an optimizer with these options: it holds
+    each of the `hyperparams` the update reads, and each optional slot (``nu_max=True``: an
+    AMSGrad maximum) is present exactly when switched on. Static checks, free under `jit`."""
+    if not isinstance(state, state_type):
+        raise TypeError(
+            f"{where}: `state` must be the {state_type.__name__} this optimizer's `init` returns, "
+            f"got {type(state).__name__}; an optimizer state works only with the optimizer that "
+            "made it."
+        )
+    missing = [name for name in hyperparams if name not in state.hyperparams]
+    wrong = [name for name, on in slots.items() if (getattr(state, name) is None) == on]
+    if missing or wrong:
+        differs = ", ".join([f"hyperparameter {n!r} missing" for n in missing]
+                            + [f"slot {n!r} {'missing' if slots[n] else 'unexpected'}"
+                               for n in wrong])  # fmt: skip
+        raise ValueError(
+            f"{where}: `state` was made by this optimizer with other options ({differs}); "
+            "build it with this optimizer's own `init`."
+        )
+
+
 def check_grads(where: str, params: Params, grads: Params) -> None:
     """Raises unless `grads` has the tree structure and leaf shapes of `params` (static checks)."""
     params_def, grads_def = jax.tree.structure(params), jax.tree.structure(grads)

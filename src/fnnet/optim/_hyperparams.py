@@ -38,7 +38,10 @@ RULES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
         lambda v: v >= 0,
     ),
     "learning_rate_scale": _AT_LEAST_ZERO,
-    "eps": _AT_LEAST_ZERO,
+    "eps": (  # 0 would divide 0 by 0 for a parameter whose gradient has always been 0
+        "a finite number > 0 (0 turns an untouched parameter into 0/0 = NaN)",
+        lambda v: v > 0,
+    ),
     "weight_decay": _AT_LEAST_ZERO,
     "momentum": _AT_LEAST_ZERO,
     "dampening": ("a number in [0, 1]", lambda v: (v >= 0) & (v <= 1)),

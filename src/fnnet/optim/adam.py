@@ -11,6 +11,7 @@ from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
+    check_opt_state,
     init_params,
     initial_step,
     learning_rate_at,
@@ -73,6 +74,7 @@ def _adam(
         )
 
     def update(state: AdamState, grads: Params) -> AdamState:
+        check_opt_state(f"{where}.update", state, AdamState, values, nu_max=amsgrad)
         check_grads(f"{where}.update", state.params, grads)
         h = state.hyperparams
         lr = learning_rate_at(schedule, h, state.step)
@@ -124,7 +126,8 @@ def adam(
     Args:
       learning_rate: a float or a schedule ``step -> lr`` (step 0 for the first update).
       b1, b2: moment decay rates in [0, 1) (PyTorch's ``betas``).
-      eps: added to the denominator, >= 0.
+      eps: added to the denominator, > 0 (PyTorch allows 0, which makes 0/0 = NaN of a
+        parameter whose gradient has always been 0).
       weight_decay: coupled L2 coefficient >= 0 (use `adamw` for decoupled decay).
       amsgrad: keep the running maximum of ``v`` (AMSGrad).
       maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.

@@ -12,6 +12,7 @@ from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
+    check_opt_state,
     init_params,
     initial_step,
     learning_rate_at,
@@ -65,7 +66,8 @@ def rmsprop(
     Args:
       learning_rate: a float or a schedule ``step -> lr`` (step 0 for the first update).
       decay: in [0, 1); the smoothing constant of the running averages.
-      eps: >= 0. momentum: >= 0. weight_decay: coupled L2 coefficient >= 0.
+      eps: > 0 (0 makes 0/0 of a parameter whose gradient has always been 0).
+      momentum: >= 0. weight_decay: coupled L2 coefficient >= 0.
       centered: normalise by the estimated variance instead of the raw second moment.
       eps_in_sqrt: add eps inside the square root.
       maximize: ascend the objective (the gradient's sign flipped first), as PyTorch.
@@ -100,6 +102,8 @@ def rmsprop(
         )
 
     def update(state: RMSpropState, grads: Params) -> RMSpropState:
+        check_opt_state(f"{where}.update", state, RMSpropState, values, grad_avg=centered,
+                        momentum=has_buffer)  # fmt: skip
         check_grads(f"{where}.update", state.params, grads)
         h = state.hyperparams
         lr = learning_rate_at(schedule, h, state.step)

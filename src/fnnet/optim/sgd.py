@@ -12,6 +12,7 @@ from fnnet.optim._base import (
     Optimizer,
     Schedule,
     check_grads,
+    check_opt_state,
     init_params,
     initial_step,
     learning_rate_at,
@@ -93,6 +94,7 @@ def sgd(
         return SGDState(initial_step(), params, buffers, _hyperparams.as_state(values))
 
     def update(state: SGDState, grads: Params) -> SGDState:
+        check_opt_state(f"{where}.update", state, SGDState, values, momentum=has_buffer)
         check_grads(f"{where}.update", state.params, grads)
         h = state.hyperparams
         lr = learning_rate_at(schedule, h, state.step)

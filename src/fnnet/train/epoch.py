@@ -19,7 +19,12 @@ import numpy as np
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
-from fnnet.train.state import TrainState, check_model_and_optimizer, shuffle_key
+from fnnet.train.state import (
+    TrainState,
+    check_model_and_optimizer,
+    rejecting_donated,
+    shuffle_key,
+)
 from fnnet.train.step import LossFn, accumulate_steps_arg, train_step_fn
 from fnnet.typing import Array
 
@@ -96,9 +101,14 @@ def epoch_runner(
 
         jitted_indices = jax.jit(indices, static_argnums=1)
         epoch = jax.jit(_whole_epoch(scan_updates, indices, batch_size * k), donate_argnums=0)
-        return EpochRunner(epoch, jitted_indices, jax.jit(scan_updates, donate_argnums=0))
+        chunk = jax.jit(scan_updates, donate_argnums=0)
+        return EpochRunner(
+            rejecting_donated("train epoch", epoch),
+            jitted_indices,
+            rejecting_donated("train epoch", chunk),
+        )
 
-    step = jax.jit(one_update, donate_argnums=0)
+    step = rejecting_donated("train epoch", jax.jit(one_update, donate_argnums=0))
 
     def stepwise(state, inputs, targets, rows, commit):
         losses = []

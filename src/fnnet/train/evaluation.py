@@ -12,7 +12,8 @@ import numpy as np
 
 from fnnet import _checks, metrics
 from fnnet.nn import Layer
-from fnnet.train.state import TrainState
+from fnnet.train.inputs import check_inputs, check_model_fits_data, prepare_data
+from fnnet.train.state import TrainState, check_not_donated
 from fnnet.typing import Array, ArrayLike
 
 Metric = str | Callable[[Array, Array], Array]
@@ -111,9 +112,27 @@ def predict(
     Returns:
       ``(n, ...)`` outputs.
     Raises:
-      ValueError: for a `batch_size` that is not a positive int.
+      ValueError: for a `batch_size` that is not a positive int, inputs holding NaN or inf,
+        or token ids outside the model's Embedding (the checks `fit` runs on its data).
+      TypeError: for a `model` or `state` of the wrong kind, or inputs that are not real.
     """
+    _check_model_and_state("predict", model, state)
+    inputs = check_inputs("predict", "`inputs`", inputs, model)
     return _predict("predict", model, state, inputs, batch_size)
+
+
+def _check_model_and_state(where: str, model: Any, state: Any) -> None:
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"{where}: `model` must be a Layer such as `fnnet.nn.MLP((64,), 10)`, got "
+            f"{type(model).__name__}."
+        )
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"{where}: `state` must be a TrainState (e.g. `result.state` of fit, or "
+            f"`train.init_state(...)`), got {type(state).__name__}."
+        )
+    check_not_donated(where, "state", state)
 
 
 def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size) -> Array:
@@ -171,14 +190,21 @@ def evaluate(
       batch_size: as `predict`.
     Returns:
       ``{"loss": ..., <metric name>: ...}`` of Python floats.
+    Raises:
+      ValueError: as `fit` for its data: inputs and targets of different lengths, NaN or inf,
+        labels outside the model's classes, token ids outside its Embedding, outputs that do
+        not fit `loss_fn`.
+      TypeError: for arguments of the wrong kind.
 
     Example:
       >>> # evaluate(model, state, (x_test, y_test), metrics=("accuracy", "f1"))
     """
+    _check_model_and_state("evaluate", model, state)
     metric_items = resolve_metrics("evaluate", metrics)
-    inputs, targets = _checks.data_pair("evaluate", "data", data)
+    inputs, targets = prepare_data("evaluate", "data", data, model)
+    check_model_fits_data("evaluate", model, state, loss_fn, {"data": (inputs, targets)})
     outputs = _predict("evaluate", model, state, inputs, batch_size)
-    return scores(loss_fn, metric_items, outputs, jnp.asarray(targets))
+    return scores(loss_fn, metric_items, outputs, targets)
 
 
 def history_keys(metric_items, validation: bool) -> list[str]:
@@ -201,10 +227,10 @@ def history_row(
     data."""
     row = {"loss": float(np.mean(step_losses))}
     if metric_items:
-        outputs = predict(model, state, train_data[0])
+        outputs = _predict("fit", model, state, train_data[0], None)
         row.update(scores(None, metric_items, outputs, train_data[1]))
     if validation_data is not None:
-        outputs = predict(model, state, validation_data[0])
+        outputs = _predict("fit", model, state, validation_data[0], None)
         validation = scores(loss_fn, metric_items, outputs, validation_data[1])
         row.update({f"val_{name}": value for name, value in validation.items()})
     return row

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import jax
@@ -22,12 +23,12 @@ from fnnet.optim._base import current_learning_rate
 from fnnet.train import _dispatch
 from fnnet.train.callbacks import Callback, EarlyStopping, check_callbacks, check_monitors
 from fnnet.train.checkpointing import Checkpoint, resume, save_due, split_checkpoints
-from fnnet.train.epoch import epoch_runner, run_epoch
+from fnnet.train.epoch import epoch_runner, run_epoch, update_indices
 from fnnet.train.evaluation import Metric, history_keys, history_row, resolve_metrics
 from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, check_state, init_state
-from fnnet.train.step import train_step_fn
+from fnnet.train.step import first_nonfinite, train_step_fn
 from fnnet.typing import Array, PRNGKey
 
 
@@ -39,34 +40,67 @@ class FitResult(NamedTuple):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised by `fit` when the training loss stops being finite.
+    """Raised by `fit` when a training step stops being finite.
 
     Attributes:
       epoch: the epoch (1-based) in which it happened.
       step: the update within that epoch (1-based).
-      result: a FitResult whose state is the last one with a finite loss and finite gradients,
-        and whose history covers the completed epochs.
+      path: the tree path of the first non-finite gradient (``"[2]['w']"``), else of the first
+        non-finite new parameter; ``"opt_state..."`` / ``"model_state..."`` for a leaf of
+        those; None when only the loss was not finite.
+      result: a FitResult whose state is the last one whose loss, gradients, params and
+        optimizer state were all finite, and whose history covers the completed epochs.
     """
 
-    def __init__(self, message: str, *, epoch: int, step: int, result: FitResult):
+    def __init__(
+        self, message: str, *, epoch: int, step: int, result: FitResult, path: str | None = None
+    ):
         super().__init__(message)
-        self.epoch, self.step, self.result = epoch, step, result
+        self.epoch, self.step, self.path, self.result = epoch, step, path, result
 
 
-def _raise_if_not_finite(losses: np.ndarray, epoch: int, result: FitResult) -> None:
+def _raise_if_not_finite(
+    losses: np.ndarray,
+    epoch: int,
+    result: FitResult,
+    locate: Callable[[int], tuple[str, str] | None],
+) -> None:
+    """Raises NonFiniteLossError at the first NaN loss; ``locate(update)`` recomputes that
+    update from the last good state and names where it stops being finite."""
     finite = np.isfinite(losses)
     if finite.all():
         return
     bad = int(np.argmin(finite))
+    found = locate(bad)
+    path = found[1] if found else None
+    where = f" (first in the {found[0]} at {path})" if found else " (its loss)"
     raise NonFiniteLossError(
-        f"fit: the training loss or its gradients stopped being finite at epoch {epoch}, "
-        f"step {bad + 1} of {losses.size}; training stopped and the last finite state (step "
+        f"fit: the training step stopped being finite at epoch {epoch}, step {bad + 1} of "
+        f"{losses.size}{where}; training stopped and the last finite state (step "
         f"{int(result.state.step)}) is kept in this error's `.result`. Lower the learning rate, "
         "clip gradients with `optim.clip_by_global_norm`, or check the data.",
         epoch=epoch,
         step=bad + 1,
+        path=path,
         result=result,
     )
+
+
+def _locator(model, loss_fn, optimizer, state, inputs, targets, batch_size, accumulate_steps):
+    """``locate(update)`` for `_raise_if_not_finite`: `state` is the last committed one, so
+    the epoch began `update` steps before it, which gives the failing update's samples."""
+
+    def locate(update: int) -> tuple[str, str] | None:
+        start = SimpleNamespace(key=state.key, step=state.step - update)  # all shuffle_key reads
+        rows = update_indices(start, inputs.shape[0], batch_size=batch_size,
+                              accumulate_steps=accumulate_steps)[update]  # fmt: skip
+
+        def batch_at(i):
+            return inputs[rows[i]], targets[rows[i]]
+
+        return first_nonfinite(model, loss_fn, optimizer, state, batch_at, accumulate_steps)
+
+    return locate
 
 
 def _call(callbacks: list[Callback], hook: str, result: FitResult, *args, on_replace=None):
@@ -171,8 +205,10 @@ def fit(
         does not record, or an `initial_state` of another model or optimizer; all before
         anything is compiled.
       TypeError: for a wrong kind of argument (a callback class instead of an instance, ...).
-      NonFiniteLossError: when the training loss becomes NaN or inf; it names the epoch and
-        step, and its ``.result`` holds the last finite state and the history so far.
+      NonFiniteLossError: when a training step stops being finite (its loss, a gradient, the
+        new params or optimizer state); it names the epoch, the step and the first
+        non-finite leaf (``.path``), and its ``.result`` holds the last finite state and the
+        history so far.
 
     Example:
       >>> # result = fit(nn.MLP((64,), 10), losses.softmax_cross_entropy, optim.adam(1e-3),
@@ -215,7 +251,9 @@ def fit(
             runner, state, inputs, targets, chunk_size=progress.chunk_size(updates),
             on_chunk=lambda *done, epoch=epoch: progress.chunk_done(epoch, *done),
         )  # fmt: skip
-        _raise_if_not_finite(np.asarray(losses), epoch, FitResult(state, history))
+        locate = _locator(model, loss_fn, optimizer, state, inputs, targets, batch_size,
+                          accumulate_steps)  # fmt: skip
+        _raise_if_not_finite(np.asarray(losses), epoch, FitResult(state, history), locate)
         row = history_row(model, state, loss_fn, metric_items, losses, named["train_data"],
                           named.get("validation_data"))  # fmt: skip
         row.update(lr=current_learning_rate(optimizer, state.opt_state),

@@ -15,36 +15,67 @@ from fnnet.train.state import TrainState
 from fnnet.typing import Array
 
 
-def _check_finite(where: str, name: str, array: Any) -> None:
-    values = np.asarray(array)
+def _as_array(where: str, what: str, values: Any) -> Any:
+    """`values` as an array of real numbers (a NumPy or JAX array, or nested lists of numbers,
+    which are accepted as NumPy would read them); a JAX array stays where it is."""
+    if not isinstance(values, jax.Array | np.ndarray):
+        try:
+            values = np.asarray(values)
+        except ValueError as error:  # ragged nested lists
+            raise ValueError(
+                f"{where}: {what} must be an array or nested lists of equal lengths, got "
+                f"{type(values).__name__} that NumPy cannot read as one array ({error})."
+            ) from None
+    dtype = values.dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or dtype == np.bool_):  # fmt: skip
+        raise TypeError(
+            f"{where}: {what} must hold real numbers (bool, int or float), got "
+            f"{_checks.shape_str(values)}"
+            + ("; a model would lose their imaginary part." if np.iscomplexobj(values) else ".")
+        )
+    return values
+
+
+def _check_finite(where: str, what: str, values: Any) -> None:
+    """Raises naming the first sample holding NaN or inf; a JAX array is scanned where it lives
+    (one scalar comes back), a NumPy array on the host."""
     if not np.issubdtype(values.dtype, np.floating):
         return
-    bad = ~np.isfinite(values)
-    count = int(bad.sum())
+    xp = jnp if isinstance(values, jax.Array) else np
+    count = int(xp.sum(~xp.isfinite(values)))
     if count:
-        row = int(np.argwhere(bad)[0][0])
+        row = int(np.argwhere(~np.isfinite(np.asarray(values)))[0][0])
         raise ValueError(
-            f"{where}: {name} contains {count} NaN or inf entries (the first in sample {row}); "
+            f"{where}: {what} contains {count} NaN or inf entries (the first in sample {row}); "
             "remove or impute them before training."
         )
 
 
-def prepare_data(where: str, name: str, data: Any, model: Layer) -> tuple[Array, Array]:
-    """``(inputs, targets)`` as device arrays after checking the pair: equal lengths, no NaN or
-    inf, token ids within the model's Embedding."""
-    inputs, targets = _checks.data_pair(where, name, data)
-    _check_finite(where, f"`{name}` inputs", inputs)
-    _check_finite(where, f"`{name}` targets", targets)
+def check_inputs(where: str, what: str, inputs: Any, model: Layer) -> Array:
+    """`inputs` as a device array after checking them: real numbers, no NaN or inf, token ids
+    within the model's Embedding. `what` names them in messages ("`train_data` inputs")."""
+    inputs = _as_array(where, what, inputs)
+    _check_finite(where, what, inputs)
     num_ids = id_bound(model)
-    if num_ids is not None and np.issubdtype(np.asarray(inputs).dtype, np.integer):
+    if num_ids is not None and np.issubdtype(inputs.dtype, np.integer):
         _checks.ids_in_range(
             where,
-            f"`{name}` inputs (token ids)",
+            f"{what} (token ids)",
             inputs,
             num_ids,
             f" for the model's Embedding of {num_ids} ids",
         )
-    return jnp.asarray(inputs), jnp.asarray(targets)
+    return jnp.asarray(inputs)
+
+
+def prepare_data(where: str, name: str, data: Any, model: Layer) -> tuple[Array, Array]:
+    """``(inputs, targets)`` as device arrays after checking the pair: equal lengths, real
+    numbers without NaN or inf, token ids within the model's Embedding."""
+    inputs, targets = _checks.data_pair(where, name, data)
+    targets = _as_array(where, f"`{name}` targets", targets)
+    _check_finite(where, f"`{name}` targets", targets)
+    return check_inputs(where, f"`{name}` inputs", inputs, model), jnp.asarray(targets)
 
 
 def check_batching(where: str, num_samples: int, batch_size: Any, accumulate_steps: Any) -> None:
@@ -64,7 +95,8 @@ def check_batching(where: str, num_samples: int, batch_size: Any, accumulate_ste
 
 
 def _check_fits_loss(where: str, model: Layer, state: TrainState, loss_fn, inputs, targets):
-    """Traces the model and loss on the data's shapes; raises a clear error if they disagree."""
+    """Traces the model (and the loss, if any) on the data's shapes; raises a clear error if
+    they disagree. Returns the abstract outputs."""
     input_spec = jax.ShapeDtypeStruct((2, *inputs.shape[1:]), inputs.dtype)
     target_spec = jax.ShapeDtypeStruct((2, *targets.shape[1:]), targets.dtype)
     outputs = jax.eval_shape(
@@ -73,6 +105,8 @@ def _check_fits_loss(where: str, model: Layer, state: TrainState, loss_fn, input
         state.model_state,
         input_spec,
     )
+    if loss_fn is None:
+        return outputs
     try:
         loss = jax.eval_shape(loss_fn, outputs, target_spec)
     except (ValueError, TypeError) as error:
@@ -114,8 +148,9 @@ def check_model_fits_data(
     where: str, model: Layer, state: TrainState, loss_fn, named_data: dict[str, tuple]
 ) -> None:
     """Raises unless the model's outputs on each ``name: (inputs, targets)`` fit `loss_fn`
-    and integer labels lie within the model's classes (traced abstractly: nothing runs)."""
-    if not callable(loss_fn):
+    (None: no loss) and integer labels lie within the model's classes (the model is traced
+    abstractly: nothing runs)."""
+    if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"{where}: `loss_fn` must be callable, got {type(loss_fn).__name__}.")
     for name, (inputs, targets) in named_data.items():
         outputs = _check_fits_loss(where, model, state, loss_fn, inputs, targets)

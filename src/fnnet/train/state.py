@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -31,6 +33,33 @@ class TrainState(NamedTuple):
     @property
     def step(self) -> jax.Array:
         return self.opt_state.step
+
+
+def check_not_donated(where: str, name: str, state: Any) -> None:
+    """Raises if an array of `state` was donated to (consumed by) an earlier jitted step."""
+    if any(isinstance(leaf, jax.Array) and leaf.is_deleted() for leaf in jax.tree.leaves(state)):
+        raise ValueError(
+            f"{where}: `{name}` was donated to an earlier training step, which reused its "
+            "buffers for the state it returned; keep using the returned state, e.g. "
+            "`state, loss = step(state, batch)` (or copy it first: "
+            "`jax.tree.map(jnp.copy, state)`)."
+        )
+
+
+def rejecting_donated(where: str, jitted: Callable) -> Callable:
+    """`jitted` (whose first argument, a TrainState, is donated) with a clear error when that
+    state was already donated; nothing is checked unless the call fails, so it costs nothing."""
+
+    @functools.wraps(jitted)
+    def call(state, *args):
+        try:
+            return jitted(state, *args)
+        except (RuntimeError, ValueError):
+            check_not_donated(where, "state", state)
+            raise
+
+    call.lower = jitted.lower  # ahead-of-time compilation and program inspection still work
+    return call
 
 
 def check_model_and_optimizer(where: str, model: Any, optimizer: Any) -> None:
@@ -112,6 +141,7 @@ def check_state(
             f"{where}: `initial_state` must be a TrainState (e.g. `result.state` of an earlier "
             f"fit, or `train.init_state(...)`), got {type(state).__name__}."
         )
+    check_not_donated(where, "initial_state", state)
     expected = jax.eval_shape(lambda key: init_state(model, optimizer, key, input_shape), state.key)
     got = dict(jax.tree_util.tree_flatten_with_path(state)[0])
     want = dict(jax.tree_util.tree_flatten_with_path(expected)[0])

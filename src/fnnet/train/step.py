@@ -8,19 +8,30 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
-from fnnet.train.state import TrainState, check_model_and_optimizer, dropout_key
+from fnnet.train.state import (
+    TrainState,
+    check_model_and_optimizer,
+    dropout_key,
+    rejecting_donated,
+)
 from fnnet.typing import Array
 
 LossFn = Callable[[Any, Array], Array]
 BatchAt = Callable[[Any], tuple[Array, Array]]  # micro-batch index -> (inputs, targets)
 
 
+def _floating_leaves(tree: Any) -> list[Array]:
+    return [leaf for leaf in jax.tree.leaves(tree) if jnp.issubdtype(leaf.dtype, jnp.inexact)]
+
+
 def _all_finite(tree: Any) -> Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+    leaves = _floating_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
 def accumulate_steps_arg(where: str, accumulate_steps: Any) -> int:
@@ -28,24 +39,8 @@ def accumulate_steps_arg(where: str, accumulate_steps: Any) -> int:
     return _checks.positive_int(where, "accumulate_steps", accumulate_steps)
 
 
-def train_step_fn(
-    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool, accumulate_steps: int = 1
-):
-    """``step(state, batch_at, commit) -> (state, loss, committed)``, not jitted.
-
-    ``batch_at(i)`` returns micro-batch ``i`` (``0 <= i < accumulate_steps``) as ``(inputs,
-    targets)``. With ``accumulate_steps=k > 1`` the k micro-batches run one after another in a
-    `lax.scan` (the memory of one), their gradients are averaged and applied in one update; the
-    model state (BatchNorm statistics) is threaded through them in order, and micro-batch i
-    draws its dropout from ``fold_in(step key, i)``. With k == 1 the step is exactly one
-    forward and backward pass.
-
-    With `guard`, the update is committed only when `commit` holds and the loss and every
-    gradient are finite; otherwise the input state comes back unchanged, so a diverging run
-    never overwrites the last good parameters, and the loss reported is NaN, so that a step
-    skipped for a non-finite gradient (its loss finite) is not mistaken for a good one. Without
-    it, the step is exactly what one would write by hand (and `committed` is `commit`).
-    """
+def _gradients_fn(model: Layer, loss_fn: LossFn, accumulate_steps: int):
+    """``gradients(state, batch_at) -> (loss, model_state, grads)`` of one update."""
 
     def objective(params, model_state, inputs, targets, key):
         outputs, model_state = model.apply(params, model_state, inputs, key=key, train=True)
@@ -83,12 +78,37 @@ def train_step_fn(
         grads = jax.tree.map(lambda g: g / accumulate_steps, grad_sum)
         return loss_sum / accumulate_steps, model_state, grads
 
+    return gradients
+
+
+def train_step_fn(
+    model: Layer, loss_fn: LossFn, optimizer: Optimizer, *, guard: bool, accumulate_steps: int = 1
+):
+    """``step(state, batch_at, commit) -> (state, loss, committed)``, not jitted.
+
+    ``batch_at(i)`` returns micro-batch ``i`` (``0 <= i < accumulate_steps``) as ``(inputs,
+    targets)``. With ``accumulate_steps=k > 1`` the k micro-batches run one after another in a
+    `lax.scan` (the memory of one), their gradients are averaged and applied in one update; the
+    model state (BatchNorm statistics) is threaded through them in order, and micro-batch i
+    draws its dropout from ``fold_in(step key, i)``. With k == 1 the step is exactly one
+    forward and backward pass.
+
+    With `guard`, the update is committed only when `commit` holds and the loss, every
+    gradient and every leaf of the new params, optimizer state and model state are finite (a
+    finite gradient can still give NaN params: a learning-rate schedule returning inf, a 0/0);
+    otherwise the input state comes back unchanged, so a diverging run never overwrites the
+    last good parameters, and the loss reported is NaN, so that a skipped step (its loss
+    finite) is not mistaken for a good one. Without it, the step is exactly what one would
+    write by hand (and `committed` is `commit`).
+    """
+    gradients = _gradients_fn(model, loss_fn, accumulate_steps)
+
     def step(state: TrainState, batch_at: BatchAt, commit):
         loss, model_state, grads = gradients(state, batch_at)
         updated = (optimizer.update(state.opt_state, grads), model_state)
         if not guard:
             return TrainState(*updated, state.key), loss, commit
-        committed = commit & jnp.isfinite(loss) & _all_finite(grads)
+        committed = commit & jnp.isfinite(loss) & _all_finite((grads, updated))
         kept = jax.tree.map(
             lambda new, old: jnp.where(committed, new, old),
             updated,
@@ -97,6 +117,39 @@ def train_step_fn(
         return TrainState(*kept, state.key), jnp.where(committed, loss, jnp.nan), committed
 
     return step
+
+
+def first_nonfinite(
+    model: Layer,
+    loss_fn: LossFn,
+    optimizer: Optimizer,
+    state: TrainState,
+    batch_at: BatchAt,
+    accumulate_steps: int = 1,
+) -> tuple[str, str] | None:
+    """Where the update from `state` on ``batch_at`` stops being finite, recomputed once.
+
+    Returns ``(what, path)``: ``("gradient", "[2]['w']")`` for the first non-finite gradient
+    (a path in the params), else ``("parameter", path)`` for the first non-finite new param,
+    else ``("optimizer state", "opt_state.nu[2]['w']")`` or ``("model state",
+    "model_state[1]['var']")``; None when only the loss is not finite.
+    """
+    gradients = _gradients_fn(model, loss_fn, accumulate_steps)
+
+    def parts(state):
+        _, model_state, grads = gradients(state, batch_at)
+        opt_state = optimizer.update(state.opt_state, grads)
+        return grads, opt_state.params, opt_state, model_state
+
+    trees = jax.device_get(jax.jit(parts)(state))
+    labels = (("gradient", ""), ("parameter", ""), ("optimizer state", "opt_state"),
+              ("model state", "model_state"))  # fmt: skip
+    for (what, prefix), tree in zip(labels, trees, strict=True):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            leaf = np.asarray(leaf)
+            if np.issubdtype(leaf.dtype, np.inexact) and not np.isfinite(leaf).all():
+                return what, prefix + jax.tree_util.keystr(path)
+    return None
 
 
 def make_train_step(
@@ -112,15 +165,17 @@ def make_train_step(
     The returned ``step(state, batch) -> (state, loss)`` donates `state`: its buffers are
     reused for the new one, so keep using the returned state. By default the step does exactly
     what a hand-written one does (and costs the same, see benchmarks/): a non-finite loss gives
-    non-finite params. With ``skip_nonfinite=True``, a step whose loss or gradients are not
-    finite leaves the state unchanged (its step count too) and returns a NaN loss, at the price
-    of one select per parameter; `fit` always does this.
+    non-finite params. With ``skip_nonfinite=True``, a step whose loss, gradients or new state
+    (params, optimizer moments, layer statistics) are not finite leaves the state unchanged
+    (its step count too) and returns a NaN loss, at the price of a finiteness test and a
+    select per parameter; `fit` always does this.
 
     Args:
       model: the network.
       loss_fn: ``loss_fn(outputs, targets) -> scalar``, e.g. ``losses.softmax_cross_entropy``.
       optimizer: an fnnet Optimizer.
-      skip_nonfinite: keep the previous state when the loss or a gradient is NaN or inf.
+      skip_nonfinite: keep the previous state when the loss, a gradient or the new state is
+        NaN or inf.
       accumulate_steps: split each batch into this many equal micro-batches, run them one
         after another and apply their mean gradient in one update (the activation memory of
         one micro-batch); the batch size must be a multiple of it.
@@ -151,4 +206,4 @@ def make_train_step(
         state, loss, _ = train_step(state, lambda i: (inputs[i], targets[i]), jnp.bool_(True))
         return state, loss
 
-    return step
+    return rejecting_donated("train step", step)
