@@ -21,12 +21,12 @@ def grad_fn(p, t, xp=np):
     return CURVATURE * (p - TARGET) + 0.3 * xp.cos(t + xp.arange(6.0))
 
 
-def run_fnnet(optimizer, p0, steps=STEPS, jit=True):
-    state = optimizer.init(jnp.asarray(p0, jnp.float32))
+def run_fnnet(optimizer, p0, steps=STEPS, jit=True, dtype=jnp.float32):
+    state = optimizer.init(jnp.asarray(p0, dtype))
     update = jax.jit(optimizer.update) if jit else optimizer.update
     out = []
     for t in range(steps):
-        state = update(state, grad_fn(state.params, t, jnp).astype(jnp.float32))
+        state = update(state, grad_fn(state.params, t, jnp).astype(dtype))
         out.append(np.asarray(state.params))
     return out, state
 
@@ -95,6 +95,20 @@ def test_matches_float64_reference_trajectory(name, make, reference, kwargs, sch
     assert int(state.step) == STEPS
     np.testing.assert_allclose(np.stack(got), np.stack(expected), rtol=1e-5, atol=1e-6)
     assert np.abs(got[-1] - p0).max() > 0.05  # the trajectory really moved
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reference", "kwargs"), REFERENCE_CASES, ids=[c[0] for c in REFERENCE_CASES]
+)
+def test_float64_params_follow_the_float64_reference_exactly(name, make, reference, kwargs):
+    """Under x64 every optimizer computes in float64 (bias corrections and step count too)."""
+    lr = 0.01 if name.startswith("rmsprop") else 0.05
+    with jax.enable_x64(True):
+        got, state = run_fnnet(make(lr, **kwargs), np.zeros(6), dtype=jnp.float64)
+        assert state.params.dtype == jnp.float64
+        assert all(h.dtype == jnp.float64 for h in optim.hyperparams(state).values())
+    expected = reference(np.zeros(6), grad_fn, STEPS, lambda t: lr, **kwargs)
+    np.testing.assert_allclose(np.stack(got), np.stack(expected), rtol=1e-12, atol=1e-14)
 
 
 def test_amsgrad_differs_from_adam_in_this_test():

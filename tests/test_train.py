@@ -248,7 +248,10 @@ def test_predict_in_batches_equals_all_at_once(key):
     state = train.init_state(model, optim.sgd(0.1), key, (5,))
     x, y = blobs(50)
     np.testing.assert_allclose(
-        train.predict(model, state, x, batch_size=16), train.predict(model, state, x), rtol=1e-6
+        train.predict(model, state, x, batch_size=16),
+        train.predict(model, state, x),
+        rtol=1e-6,
+        atol=1e-6,  # a GPU may pick another matmul kernel (summation order) per batch size
     )
     a = train.evaluate(
         model, state, (x, y), loss_fn=losses.softmax_cross_entropy, metrics=("f1",), batch_size=7
@@ -416,6 +419,7 @@ def test_stepwise_epoch_equals_the_compiled_epoch(key):
     chex.assert_trees_all_close(a.model_state, b.model_state, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="'auto' steps convolutions on CPU only")
 def test_auto_dispatch_steps_convolutions_on_cpu_and_scans_the_rest(capsys):
     x, y = images()
     kwargs = dict(epochs=1, batch_size=8, key=jax.random.key(0))

@@ -48,6 +48,14 @@ def real_number(where: str, name: str, value: Any, rule: str) -> float:
     return float(value)
 
 
+def number_or_array(where: str, name: str, value: Any) -> Any:
+    """`value` if it is an array (possibly traced: an activation's coefficient under jit) or a
+    finite real number, else raises."""
+    if hasattr(value, "dtype"):
+        return value
+    return real_number(where, name, value, "a finite number")
+
+
 def non_negative(where: str, name: str, value: Any) -> float:
     """Returns `value` if it is a finite real number >= 0, else raises."""
     value_ = real_number(where, name, value, "a finite number >= 0")
@@ -171,6 +179,35 @@ def prng_key(where: str, key: Any) -> None:
     )
 
 
+def real_array(where: str, what: str, values: Any) -> Any:
+    """`values` as an array of real numbers (a NumPy or JAX array, or nested lists of numbers,
+    which are accepted as NumPy would read them); a JAX array stays where it is."""
+    if not isinstance(values, jax.Array | np.ndarray):
+        try:
+            values = np.asarray(values)
+        except ValueError as error:  # ragged nested lists
+            raise ValueError(
+                f"{where}: {what} must be an array or nested lists of equal lengths, got "
+                f"{type(values).__name__} that NumPy cannot read as one array ({error})."
+            ) from None
+    dtype = values.dtype
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or dtype == np.bool_):  # fmt: skip
+        raise TypeError(
+            f"{where}: {what} must hold real numbers (bool, int or float), got "
+            f"{shape_str(values)}"
+            + ("; a model would lose their imaginary part." if np.iscomplexobj(values) else ".")
+        )
+    return values
+
+
+def _length(where: str, what: str, values: Any) -> tuple[int, ...]:
+    """The first axis of `values` as a shape prefix (``()`` for a scalar)."""
+    if hasattr(values, "shape"):
+        return tuple(values.shape[:1])
+    return real_array(where, what, values).shape[:1]
+
+
 def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
     """`data` as ``(inputs, targets)`` after checking it is a pair of equally long arrays."""
     if not isinstance(data, tuple | list) or len(data) != 2:
@@ -181,9 +218,11 @@ def data_pair(where: str, name: str, data: Any) -> tuple[Any, Any]:
         )
         raise TypeError(f"{where}: `{name}` must be a pair (inputs, targets), got {got}.")
     inputs, targets = data
-    if np.shape(inputs)[:1] != np.shape(targets)[:1]:
+    parts = (("inputs", inputs), ("targets", targets))
+    lengths = [_length(where, f"`{name}` {part}", x) for part, x in parts]
+    if lengths[0] != lengths[1]:
         raise ValueError(
             f"{where}: `{name}` inputs and targets must have the same number of samples, got "
-            f"{np.shape(inputs)[:1]} and {np.shape(targets)[:1]}."
+            f"{lengths[0]} and {lengths[1]}."
         )
     return inputs, targets

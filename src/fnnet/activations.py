@@ -8,9 +8,12 @@ with `approximate=True`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
+from fnnet import _checks
 from fnnet.typing import Array, ArrayLike
 
 __all__ = [
@@ -44,12 +47,14 @@ def tanh(x: ArrayLike) -> Array:
 
 def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> Array:
     """``x`` for ``x >= 0``, ``negative_slope * x`` below."""
-    return jax.nn.leaky_relu(x, negative_slope)
+    return jax.nn.leaky_relu(
+        x, _checks.number_or_array("leaky_relu", "negative_slope", negative_slope)
+    )
 
 
 def elu(x: ArrayLike, alpha: float = 1.0) -> Array:
     """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below (no overflow for large x)."""
-    return jax.nn.elu(x, alpha)
+    return jax.nn.elu(x, _checks.number_or_array("elu", "alpha", alpha))
 
 
 def gelu(x: ArrayLike, approximate: bool = False) -> Array:
@@ -67,11 +72,22 @@ def softplus(x: ArrayLike) -> Array:
     return jax.nn.softplus(x)
 
 
+def _axis(where: str, x: Array, axis: Any) -> int:
+    """`axis` checked against the rank of `x` (static: free under jit)."""
+    rank = jnp.ndim(x)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < max(rank, 1):
+        raise ValueError(
+            f"{where}: `axis` must be an int in [{-rank}, {rank}) for inputs of rank {rank}, "
+            f"got {axis!r}."
+        )
+    return axis
+
+
 def softmax(x: ArrayLike, axis: int = -1) -> Array:
     """``exp(x) / sum(exp(x))`` over `axis`, shifted by the maximum for stability."""
-    return jax.nn.softmax(x, axis=axis)
+    return jax.nn.softmax(x, axis=_axis("softmax", x, axis))
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> Array:
     """``x - logsumexp(x)`` over `axis`."""
-    return jax.nn.log_softmax(x, axis=axis)
+    return jax.nn.log_softmax(x, axis=_axis("log_softmax", x, axis))

@@ -197,13 +197,13 @@ def standardize(train: ArrayLike, *others: ArrayLike) -> tuple[Any, ...]:
     Returns:
       ``(train, *others)`` standardized.
     """
-    train_np = np.asarray(train, dtype=np.float64)
+    train_np = np.asarray(_checks.real_array("standardize", "`train`", train), np.float64)
     mean = train_np.mean(axis=0)
     std = train_np.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     result = []
     for array in (train, *others):
-        array = array if hasattr(array, "dtype") else np.asarray(array, np.float32)
+        array = _checks.real_array("standardize", "every array", array)
         if np.shape(array)[1:] != mean.shape:
             raise ValueError(
                 f"standardize: every array must have the feature shape of `train` {mean.shape}, "

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,17 +58,30 @@ def _fans(shape: Shape) -> tuple[int, int]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def _uniform_with(limit_of_fans) -> Initializer:
+def _check_shape(where: str, shape: Any) -> tuple[int, ...]:
+    """`shape` as a tuple of ints >= 0 (a list is accepted)."""
+    if not isinstance(shape, tuple | list) or any(
+        isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape
+    ):
+        raise ValueError(f"{where}: `shape` must be a tuple of ints >= 0, got {shape!r}.")
+    return tuple(shape)
+
+
+def _uniform_with(where: str, limit_of_fans) -> Initializer:
     def init(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        limit = limit_of_fans(*_fans(tuple(shape)))
+        _checks.prng_key(where, key)
+        shape = _check_shape(where, shape)
+        limit = limit_of_fans(*_fans(shape))
         return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
 
     return init
 
 
-def _normal_with(std_of_fans) -> Initializer:
+def _normal_with(where: str, std_of_fans) -> Initializer:
     def init(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        std = std_of_fans(*_fans(tuple(shape)))
+        _checks.prng_key(where, key)
+        shape = _check_shape(where, shape)
+        std = std_of_fans(*_fans(shape))
         return std * jax.random.normal(key, shape, dtype)
 
     return init
@@ -75,32 +89,36 @@ def _normal_with(std_of_fans) -> Initializer:
 
 def glorot_uniform() -> Initializer:
     """Glorot / Xavier uniform: ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``."""
-    return _uniform_with(lambda fan_in, fan_out: math.sqrt(6.0 / (fan_in + fan_out)))
+    return _uniform_with(
+        "glorot_uniform", lambda fan_in, fan_out: math.sqrt(6.0 / (fan_in + fan_out))
+    )
 
 
 def glorot_normal() -> Initializer:
     """Glorot / Xavier normal: ``N(0, std²)``, ``std = sqrt(2 / (fan_in + fan_out))``."""
-    return _normal_with(lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_out)))
+    return _normal_with(
+        "glorot_normal", lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_out))
+    )
 
 
 def he_uniform() -> Initializer:
     """He / Kaiming uniform for ReLU: ``U(-a, a)``, ``a = sqrt(6 / fan_in)``."""
-    return _uniform_with(lambda fan_in, fan_out: math.sqrt(6.0 / fan_in))
+    return _uniform_with("he_uniform", lambda fan_in, fan_out: math.sqrt(6.0 / fan_in))
 
 
 def he_normal() -> Initializer:
     """He / Kaiming normal for ReLU: ``N(0, std²)``, ``std = sqrt(2 / fan_in)``."""
-    return _normal_with(lambda fan_in, fan_out: math.sqrt(2.0 / fan_in))
+    return _normal_with("he_normal", lambda fan_in, fan_out: math.sqrt(2.0 / fan_in))
 
 
 def lecun_uniform() -> Initializer:
     """LeCun uniform: ``U(-a, a)``, ``a = sqrt(3 / fan_in)``."""
-    return _uniform_with(lambda fan_in, fan_out: math.sqrt(3.0 / fan_in))
+    return _uniform_with("lecun_uniform", lambda fan_in, fan_out: math.sqrt(3.0 / fan_in))
 
 
 def lecun_normal() -> Initializer:
     """LeCun normal: ``N(0, std²)``, ``std = sqrt(1 / fan_in)``."""
-    return _normal_with(lambda fan_in, fan_out: math.sqrt(1.0 / fan_in))
+    return _normal_with("lecun_normal", lambda fan_in, fan_out: math.sqrt(1.0 / fan_in))
 
 
 def normal(stddev: float = 1e-2) -> Initializer:
@@ -110,7 +128,7 @@ def normal(stddev: float = 1e-2) -> Initializer:
       ValueError: if `stddev` is negative or not finite.
     """
     std = _checks.non_negative("normal", "stddev", stddev)
-    return _normal_with(lambda fan_in, fan_out: std)
+    return _normal_with("normal", lambda fan_in, fan_out: std)
 
 
 def uniform(scale: float = 5e-2) -> Initializer:
@@ -120,24 +138,24 @@ def uniform(scale: float = 5e-2) -> Initializer:
       ValueError: if `scale` is negative or not finite.
     """
     limit = _checks.non_negative("uniform", "scale", scale)
-    return _uniform_with(lambda fan_in, fan_out: limit)
+    return _uniform_with("uniform", lambda fan_in, fan_out: limit)
 
 
-def _constant(fill: float) -> Initializer:
+def _constant(where: str, fill: float) -> Initializer:
     def init(key: PRNGKey, shape: Shape, dtype: DTypeLike = jnp.float32) -> Array:
-        return jnp.full(shape, fill, dtype)
+        return jnp.full(_check_shape(where, shape), fill, dtype)
 
     return init
 
 
 def zeros() -> Initializer:
     """All zeros; the key is ignored."""
-    return _constant(0.0)
+    return _constant("zeros", 0.0)
 
 
 def ones() -> Initializer:
     """All ones; the key is ignored."""
-    return _constant(1.0)
+    return _constant("ones", 1.0)
 
 
 def check_initializer(where: str, name: str, init: object) -> None:

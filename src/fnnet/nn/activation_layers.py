@@ -56,13 +56,13 @@ def Tanh() -> Layer:
 
 def LeakyRelu(negative_slope: float = 0.01) -> Layer:
     """``x`` for ``x >= 0``, ``negative_slope * x`` below."""
-    return elementwise(
-        functools.partial(activations.leaky_relu, negative_slope=negative_slope), "LeakyRelu"
-    )
+    slope = _checks.number_or_array("LeakyRelu", "negative_slope", negative_slope)
+    return elementwise(functools.partial(activations.leaky_relu, negative_slope=slope), "LeakyRelu")
 
 
 def Elu(alpha: float = 1.0) -> Layer:
     """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` below."""
+    alpha = _checks.number_or_array("Elu", "alpha", alpha)
     return elementwise(functools.partial(activations.elu, alpha=alpha), "Elu")
 
 

@@ -102,6 +102,11 @@ def summary(model: Layer, input_shape: tuple[int, ...], *, dtype: DTypeLike = jn
       >>> print(nn.summary(nn.MLP((32,), 10), (64,)).splitlines()[-3])
       model: 2,410 parameters (9.4 KiB)
     """
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"summary: `model` must be a Layer such as `nn.MLP((64,), 10)`, got "
+            f"{type(model).__name__}."
+        )
     check_input_shape("summary", input_shape)
     input_shape = tuple(input_shape) if isinstance(input_shape, list) else input_shape
     if id_bound(model) is not None:

@@ -15,28 +15,6 @@ from fnnet.train.state import TrainState
 from fnnet.typing import Array
 
 
-def _as_array(where: str, what: str, values: Any) -> Any:
-    """`values` as an array of real numbers (a NumPy or JAX array, or nested lists of numbers,
-    which are accepted as NumPy would read them); a JAX array stays where it is."""
-    if not isinstance(values, jax.Array | np.ndarray):
-        try:
-            values = np.asarray(values)
-        except ValueError as error:  # ragged nested lists
-            raise ValueError(
-                f"{where}: {what} must be an array or nested lists of equal lengths, got "
-                f"{type(values).__name__} that NumPy cannot read as one array ({error})."
-            ) from None
-    dtype = values.dtype
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
-            or dtype == np.bool_):  # fmt: skip
-        raise TypeError(
-            f"{where}: {what} must hold real numbers (bool, int or float), got "
-            f"{_checks.shape_str(values)}"
-            + ("; a model would lose their imaginary part." if np.iscomplexobj(values) else ".")
-        )
-    return values
-
-
 def _check_finite(where: str, what: str, values: Any) -> None:
     """Raises naming the first sample holding NaN or inf; a JAX array is scanned where it lives
     (one scalar comes back), a NumPy array on the host."""
@@ -55,7 +33,7 @@ def _check_finite(where: str, what: str, values: Any) -> None:
 def check_inputs(where: str, what: str, inputs: Any, model: Layer) -> Array:
     """`inputs` as a device array after checking them: real numbers, no NaN or inf, token ids
     within the model's Embedding. `what` names them in messages ("`train_data` inputs")."""
-    inputs = _as_array(where, what, inputs)
+    inputs = _checks.real_array(where, what, inputs)
     _check_finite(where, what, inputs)
     num_ids = id_bound(model)
     if num_ids is not None and np.issubdtype(inputs.dtype, np.integer):
@@ -73,7 +51,7 @@ def prepare_data(where: str, name: str, data: Any, model: Layer) -> tuple[Array,
     """``(inputs, targets)`` as device arrays after checking the pair: equal lengths, real
     numbers without NaN or inf, token ids within the model's Embedding."""
     inputs, targets = _checks.data_pair(where, name, data)
-    targets = _as_array(where, f"`{name}` targets", targets)
+    targets = _checks.real_array(where, f"`{name}` targets", targets)
     _check_finite(where, f"`{name}` targets", targets)
     return check_inputs(where, f"`{name}` inputs", inputs, model), jnp.asarray(targets)
 
