@@ -138,7 +138,11 @@ def test_schedule_scale_multiplies_the_schedule():
             "`learning_rate` must be a number or an array of numbers, got str",
         ),
         ({"b1": 1.0}, ValueError, r"with_hyperparams: `b1` must be a number in \[0, 1\), got 1.0"),
-        ({"eps": float("nan")}, ValueError, r"`eps` must be a finite number > 0 \(0 turns .*\), got nan"),
+        (
+            {"eps": float("nan")},
+            ValueError,
+            r"`eps` must be a finite number > 0 \(0 turns .*\), got nan",
+        ),
         ({"learning_rate_scale": 0.5}, ValueError, "This optimizer has a constant `learning_rate`"),
         (
             {"weight_decay": 0.1},
