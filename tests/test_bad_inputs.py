@@ -429,3 +429,33 @@ def test_an_error_changes_neither_the_callers_arrays_nor_their_state(call, error
     step = train.make_train_step(MLP, CE, optim.sgd(0.1))
     st, loss = step(st, (X[:8], Y[:8]))  # the state is still usable
     assert np.isfinite(float(loss)) and int(st.step) == 1
+
+
+def test_nested_lists_are_read_as_numpy_reads_them():
+    st = state()
+    lists = (X.tolist(), Y.tolist())
+    np.testing.assert_array_equal(train.predict(MLP, st, lists[0]), train.predict(MLP, st, X))
+    assert train.evaluate(MLP, st, lists, loss_fn=CE) == train.evaluate(MLP, st, (X, Y), loss_fn=CE)
+    a, b = fit(train_data=lists, epochs=2), fit(epochs=2)
+    jax.tree.map(np.testing.assert_array_equal, a.state.params, b.state.params)
+
+
+def test_soft_targets_need_not_sum_to_one_as_in_pytorch():
+    """PyTorch's CrossEntropyLoss takes any non-negative soft targets: -sum(t * log_softmax)."""
+    logits = jnp.array([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])
+    targets = jnp.array([[0.5, 0.5, 0.5], [0.0, 0.2, 0.1]])  # rows sum to 1.5 and 0.3
+    z = np.asarray(logits, np.float64)
+    log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    expected = -(np.asarray(targets, np.float64) * log_p).sum(axis=-1)
+    np.testing.assert_allclose(CE(logits, targets, reduction="none"), expected, rtol=1e-6)
+
+
+def test_inside_jit_out_of_range_values_give_nan_instead_of_an_error():
+    """Values cannot raise under jit: an out-of-range label or token id turns NaN, so fit's guard
+    stops instead of training on it."""
+    loss = jax.jit(CE)(ONES, jnp.array([0, 7]))
+    assert np.isnan(float(loss))
+    embed = nn.Embedding(5, 2)
+    params, s = embed.init(KEY, (3,))
+    rows = jax.jit(lambda ids: embed.apply(params, s, ids)[0])(jnp.array([[0, 1, 9]]))
+    assert np.isnan(np.asarray(rows)[0, 2]).all() and np.isfinite(np.asarray(rows)[0, :2]).all()
