@@ -189,8 +189,8 @@ def make_train_epoch(
     derived from the state (a new order every epoch, the same for the same seed), then runs
     the epoch's updates inside `jax.lax.scan`, so a small model pays one dispatch per epoch
     instead of one per step. The last partial batch is skipped (its samples fall in other
-    batches in other epochs). `state` is donated. From the first step whose loss or gradients
-    are not finite on, no step is committed: the returned state is the last finite one, and
+    batches in other epochs). `state` is donated. From the first step whose loss, gradients
+    or new state are not finite on, no step is committed: the returned state is the last finite one, and
     `losses` holds NaN for every step not committed.
 
     Args:
