@@ -15,10 +15,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
+from fnnet.train import sharding
 from fnnet.train.state import (
     TrainState,
     check_model_and_optimizer,
@@ -72,18 +74,26 @@ def epoch_runner(
     accumulate_steps: int = 1,
     dispatch: str = "scan",
     unroll: int | bool = 1,
+    mesh: Mesh | None = None,
     where: str = "make_train_epoch",
 ) -> EpochRunner:
     """The EpochRunner of one model, loss and optimizer; `dispatch` is "scan" (compiled
-    chunks and epochs) or "step" (one jitted step per update from Python)."""
+    chunks and epochs) or "step" (one jitted step per update from Python); with `mesh`, each
+    mini-batch's sample ids and samples are split over its "data" devices."""
     check_model_and_optimizer(where, model, optimizer)
     batch_size = _checks.positive_int(where, "batch_size", batch_size)
+    mesh = sharding.check_mesh(where, mesh)
+    sharding.check_divides(where, "batch_size", batch_size, mesh)
     k = accumulate_steps_arg(where, accumulate_steps)
     _checks.one_of(where, "dispatch", dispatch, DISPATCHES)
     guarded = train_step_fn(model, loss_fn, optimizer, guard=True, accumulate_steps=k)
 
     def one_update(state, inputs, targets, rows, commit):  # rows: (k, batch_size)
-        return guarded(state, lambda i: (inputs[rows[i]], targets[rows[i]]), commit)
+        def batch_at(i):
+            ids = sharding.split_batch(mesh, rows[i])
+            return sharding.split_batch(mesh, (inputs[ids], targets[ids]))
+
+        return guarded(state, batch_at, commit)
 
     def indices(state, num_samples):
         return update_indices(state, num_samples, batch_size=batch_size, accumulate_steps=k)
@@ -182,6 +192,7 @@ def make_train_epoch(
     batch_size: int,
     accumulate_steps: int = 1,
     unroll: int | bool = 1,
+    mesh: Mesh | None = None,
 ):
     """A whole epoch compiled into one program: shuffle, then every full mini-batch.
 
@@ -190,8 +201,8 @@ def make_train_epoch(
     the epoch's updates inside `jax.lax.scan`, so a small model pays one dispatch per epoch
     instead of one per step. The last partial batch is skipped (its samples fall in other
     batches in other epochs). `state` is donated. From the first step whose loss, gradients
-    or new state are not finite on, no step is committed: the returned state is the last finite one, and
-    `losses` holds NaN for every step not committed.
+    or new state are not finite on, no step is committed: the returned state is the last
+    finite one, and `losses` holds NaN for every step not committed.
 
     Args:
       model, loss_fn, optimizer: as `make_train_step`.
@@ -200,6 +211,9 @@ def make_train_epoch(
         of one mini-batch); the mini-batches after the last full group are skipped.
       unroll: steps per loop iteration of the scan (`jax.lax.scan`'s `unroll`); True unrolls
         the whole epoch into straight-line code.
+      mesh: a `jax.sharding.Mesh` with an axis "data": data parallel, each mini-batch split
+        over its devices (`batch_size` a multiple of their number); pass the state and the
+        data replicated on the mesh (``jax.device_put(x, NamedSharding(mesh, PartitionSpec()))``).
     Returns:
       ``epoch(state, inputs, targets) -> (state, losses)`` with one loss per update:
       ``len(inputs) // batch_size // accumulate_steps`` of them.
@@ -214,6 +228,7 @@ def make_train_epoch(
         batch_size=batch_size,
         accumulate_steps=accumulate_steps,
         unroll=unroll,
+        mesh=mesh,
     ).epoch
 
 

@@ -9,9 +9,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from fnnet import _checks, metrics
 from fnnet.nn import Layer
+from fnnet.train import sharding
 from fnnet.train.inputs import check_inputs, check_model_fits_data, prepare_data
 from fnnet.train.state import TrainState, check_not_donated
 from fnnet.typing import Array, ArrayLike
@@ -99,7 +101,12 @@ def _forward(model: Layer, params, model_state, inputs: Array) -> Array:
 
 
 def predict(
-    model: Layer, state: TrainState, inputs: ArrayLike, *, batch_size: int | None = None
+    model: Layer,
+    state: TrainState,
+    inputs: ArrayLike,
+    *,
+    batch_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> Array:
     """The model's outputs (e.g. logits) in evaluation mode.
 
@@ -109,6 +116,8 @@ def predict(
       inputs: ``(n, ...)``.
       batch_size: run in chunks of this many samples (the last one padded, so at most one
         compilation); None runs all samples at once.
+      mesh: a `jax.sharding.Mesh` with an axis "data": the samples are split over its devices
+        (padded to a multiple of their number), the state replicated on them.
     Returns:
       ``(n, ...)`` outputs.
     Raises:
@@ -117,8 +126,9 @@ def predict(
       TypeError: for a `model` or `state` of the wrong kind, or inputs that are not real.
     """
     _check_model_and_state("predict", model, state)
+    mesh = sharding.check_mesh("predict", mesh)
     inputs = check_inputs("predict", "`inputs`", inputs, model)
-    return _predict("predict", model, state, inputs, batch_size)
+    return _predict("predict", model, state, inputs, batch_size, mesh)
 
 
 def _check_model_and_state(where: str, model: Any, state: Any) -> None:
@@ -135,21 +145,23 @@ def _check_model_and_state(where: str, model: Any, state: Any) -> None:
     check_not_donated(where, "state", state)
 
 
-def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size) -> Array:
+def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size, mesh=None) -> Array:
     inputs = jnp.asarray(inputs)
     if batch_size is not None:
         batch_size = _checks.positive_int(where, "batch_size", batch_size)
-    n = inputs.shape[0]
-    if batch_size is None or batch_size >= n:
-        return _forward(model, state.params, state.model_state, inputs)
-    padded = jnp.concatenate(
-        [inputs, jnp.zeros((-n % batch_size, *inputs.shape[1:]), inputs.dtype)]
-    )
-    chunks = [
-        _forward(model, state.params, state.model_state, padded[start : start + batch_size])
-        for start in range(0, n, batch_size)
-    ]
-    return jnp.concatenate(chunks)[:n]
+    n, devices = inputs.shape[0], sharding.data_devices(mesh)
+    chunk = n if batch_size is None or batch_size >= n else batch_size
+    chunk += -chunk % devices  # every chunk splits evenly over the mesh
+    padding = jnp.zeros((-n % chunk, *inputs.shape[1:]), inputs.dtype)
+    padded = jnp.concatenate([inputs, padding]) if len(padding) else inputs
+    if mesh is not None:
+        state = sharding.replicate(mesh, state)
+    outputs = []
+    for start in range(0, padded.shape[0], chunk):
+        rows = padded[start : start + chunk]
+        rows = rows if mesh is None else sharding.shard_rows(mesh, rows)
+        outputs.append(_forward(model, state.params, state.model_state, rows))
+    return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs))[:n]
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -174,6 +186,7 @@ def evaluate(
     loss_fn: Callable[[Array, Array], Array] | None = None,
     metrics: Sequence[Metric] = (),
     batch_size: int | None = None,
+    mesh: Mesh | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of the model on `data` in evaluation mode.
 
@@ -188,6 +201,7 @@ def evaluate(
       metrics: names ("accuracy", "precision", "recall", "f1": macro averages over the model's
         classes, from the argmax of its outputs) or callables ``(outputs, targets) -> scalar``.
       batch_size: as `predict`.
+      mesh: as `predict`: the forward pass split over the mesh's "data" devices.
     Returns:
       ``{"loss": ..., <metric name>: ...}`` of Python floats.
     Raises:
@@ -200,10 +214,11 @@ def evaluate(
       >>> # evaluate(model, state, (x_test, y_test), metrics=("accuracy", "f1"))
     """
     _check_model_and_state("evaluate", model, state)
+    mesh = sharding.check_mesh("evaluate", mesh)
     metric_items = resolve_metrics("evaluate", metrics)
     inputs, targets = prepare_data("evaluate", "data", data, model)
     check_model_fits_data("evaluate", model, state, loss_fn, {"data": (inputs, targets)})
-    outputs = _predict("evaluate", model, state, inputs, batch_size)
+    outputs = _predict("evaluate", model, state, inputs, batch_size, mesh)
     return scores(loss_fn, metric_items, outputs, targets)
 
 
@@ -221,16 +236,17 @@ def history_row(
     step_losses: Array,
     train_data: tuple[Array, Array],
     validation_data: tuple[Array, Array] | None,
+    mesh: Mesh | None = None,
 ) -> dict[str, float]:
     """One epoch's scores: the mean training loss of its steps, the metrics on the training
     data (in evaluation mode, if any are asked for) and loss and metrics on the validation
     data."""
     row = {"loss": float(np.mean(step_losses))}
     if metric_items:
-        outputs = _predict("fit", model, state, train_data[0], None)
+        outputs = _predict("fit", model, state, train_data[0], None, mesh)
         row.update(scores(None, metric_items, outputs, train_data[1]))
     if validation_data is not None:
-        outputs = _predict("fit", model, state, validation_data[0], None)
+        outputs = _predict("fit", model, state, validation_data[0], None, mesh)
         validation = scores(loss_fn, metric_items, outputs, validation_data[1])
         row.update({f"val_{name}": value for name, value in validation.items()})
     return row

@@ -14,13 +14,14 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.nn.summary import totals_line
 from fnnet.optim import Optimizer
 from fnnet.optim._base import current_learning_rate
-from fnnet.train import _dispatch
+from fnnet.train import _dispatch, sharding
 from fnnet.train.callbacks import Callback, EarlyStopping, check_callbacks, check_monitors
 from fnnet.train.checkpointing import Checkpoint, resume, save_due, split_checkpoints
 from fnnet.train.epoch import epoch_runner, run_epoch, update_indices
@@ -153,6 +154,7 @@ def fit(
     initial_state: TrainState | None = None,
     checkpoint: Checkpoint | None = None,
     accumulate_steps: int = 1,
+    mesh: Mesh | None = None,
     verbose: bool = True,
     dispatch: str = "auto",
 ) -> FitResult:
@@ -188,6 +190,11 @@ def fit(
         two fits of 2 epochs end with the params of one of 4, bit for bit.
       accumulate_steps: mini-batches per update: their mean gradient is applied in one update
         (effective batch ``accumulate_steps * batch_size``, memory of one mini-batch).
+      mesh: a `jax.sharding.Mesh` with an axis "data" (e.g. ``jax.make_mesh((8,), ("data",))``):
+        data parallel, each mini-batch split over its devices, params and optimizer state
+        replicated; the same params as on one device, to float rounding. `batch_size` must be
+        a multiple of the devices on "data". Over several hosts (after
+        `jax.distributed.initialize`), every process passes the same full arrays.
       verbose: print a start line, then one line per epoch with the loss, metrics and time;
         on a terminal, long epochs also show their progress in place.
       dispatch: "scan" runs each epoch as one compiled `lax.scan`; "step" dispatches one
@@ -224,20 +231,25 @@ def fit(
     others, savers = split_checkpoints(checked + ([checkpoint] if checkpoint else []))
     callback_list = others + savers  # the Checkpoints save what the others decided
     metric_items = resolve_metrics("fit", metrics)
+    mesh = sharding.check_mesh("fit", mesh)
     inputs, targets = prepare_data("fit", "train_data", train_data, model)
     check_batching("fit", inputs.shape[0], batch_size, accumulate_steps)
+    sharding.check_divides("fit", "batch_size", batch_size, mesh)
     named = {"train_data": (inputs, targets)}
     if validation_data is not None:
         named["validation_data"] = prepare_data("fit", "validation_data", validation_data, model)
     state = _start_state(model, optimizer, key, initial_state, inputs.shape[1:])
     check_model_fits_data("fit", model, state, loss_fn, named)
+    state, named = sharding.replicate(mesh, (state, named))
+    inputs, targets = named["train_data"]
     keys = history_keys(metric_items, validation_data is not None)
     check_monitors("fit", callback_list, keys)
 
     runner, mode = _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size,
-                           accumulate_steps, dispatch)  # fmt: skip
+                           accumulate_steps, dispatch, mesh)  # fmt: skip
     progress = Progress(verbose, epochs)
-    progress.say(_start_line(inputs.shape[0], batch_size, accumulate_steps, mode))
+    progress.say(_start_line(inputs.shape[0], batch_size, accumulate_steps, mode,
+                             sharding.data_devices(mesh)))  # fmt: skip
     progress.say(totals_line(state.params, state.model_state))
     for callback in callback_list:  # a callback object may be reused from an earlier run
         callback.verbose, callback.stop_training = progress.verbose, False
@@ -255,7 +267,7 @@ def fit(
                           accumulate_steps)  # fmt: skip
         _raise_if_not_finite(np.asarray(losses), epoch, FitResult(state, history), locate)
         row = history_row(model, state, loss_fn, metric_items, losses, named["train_data"],
-                          named.get("validation_data"))  # fmt: skip
+                          named.get("validation_data"), mesh)  # fmt: skip
         row.update(lr=current_learning_rate(optimizer, state.opt_state),
                    seconds=time.perf_counter() - progress.started)  # fmt: skip
         for name, value in row.items():
@@ -274,7 +286,8 @@ def fit(
     return FitResult(state, history)
 
 
-def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accumulate, dispatch):
+def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accumulate, dispatch,
+            mesh):  # fmt: skip
     """The epoch runner and the dispatch ("scan" or "step") that `dispatch` resolves to."""
     batch = [jax.ShapeDtypeStruct((batch_size, *x.shape[1:]), x.dtype) for x in (inputs, targets)]
     step = train_step_fn(model, loss_fn, optimizer, guard=True)
@@ -282,14 +295,17 @@ def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accum
         dispatch, lambda s, x, y: step(s, lambda i: (x, y), True), state, *batch
     )
     runner = epoch_runner(model, loss_fn, optimizer, batch_size=batch_size,
-                          accumulate_steps=accumulate, dispatch=mode, where="fit")  # fmt: skip
+                          accumulate_steps=accumulate, dispatch=mode, mesh=mesh,
+                          where="fit")  # fmt: skip
     return runner, mode
 
 
-def _start_line(samples: int, batch_size: int, accumulate_steps: int, mode: str) -> str:
+def _start_line(samples: int, batch_size: int, accumulate_steps: int, mode: str, devices: int):
     how = {"scan": "each epoch one compiled program", "step": "one jitted step per mini-batch"}
     steps = samples // batch_size
     per_update = f", {accumulate_steps} per update" if accumulate_steps > 1 else ""
+    split = f", each split over {devices} devices" if devices > 1 else ""
     return (
-        f"fit: {samples} samples, {steps} steps of {batch_size} per epoch{per_update}, {how[mode]}"
+        f"fit: {samples} samples, {steps} steps of {batch_size} per epoch{per_update}{split}, "
+        f"{how[mode]}"
     )

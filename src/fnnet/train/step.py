@@ -9,10 +9,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
+from fnnet.train import sharding
 from fnnet.train.state import (
     TrainState,
     check_model_and_optimizer,
@@ -177,6 +179,7 @@ def make_train_step(
     *,
     skip_nonfinite: bool = False,
     accumulate_steps: int = 1,
+    mesh: Mesh | None = None,
 ):
     """One jitted training step: forward, `jax.value_and_grad`, optimizer update.
 
@@ -197,6 +200,10 @@ def make_train_step(
       accumulate_steps: split each batch into this many equal micro-batches, run them one
         after another and apply their mean gradient in one update (the activation memory of
         one micro-batch); the batch size must be a multiple of it.
+      mesh: a `jax.sharding.Mesh` with an axis "data": each micro-batch is split over its
+        devices (data parallel; pass a state replicated on the mesh, e.g. with
+        ``jax.device_put(state, NamedSharding(mesh, PartitionSpec()))``); each micro-batch
+        must divide evenly over them.
     Returns:
       ``step(state, (inputs, targets)) -> (state, loss)``; compiled once per batch shape. The
       dropout key of each step is derived from ``state.key`` and ``state.step``; the loss is
@@ -209,6 +216,7 @@ def make_train_step(
     """
     check_model_and_optimizer("make_train_step", model, optimizer)
     k = accumulate_steps_arg("make_train_step", accumulate_steps)
+    mesh = sharding.check_mesh("make_train_step", mesh)
     train_step = train_step_fn(model, loss_fn, optimizer, guard=skip_nonfinite, accumulate_steps=k)
 
     @functools.partial(jax.jit, donate_argnums=0)
@@ -219,9 +227,14 @@ def make_train_step(
                 f"train step: the batch of {inputs.shape[0]} samples must split into "
                 f"`accumulate_steps` {k} equal micro-batches; use a multiple of {k}."
             )
+        sharding.check_divides("train step", "batch", inputs.shape[0] // k, mesh)
         micro = (x.reshape(k, -1, *x.shape[1:]) for x in (inputs, targets))
         inputs, targets = micro
-        state, loss, _ = train_step(state, lambda i: (inputs[i], targets[i]), jnp.bool_(True))
+
+        def batch_at(i):
+            return sharding.split_batch(mesh, (inputs[i], targets[i]))
+
+        state, loss, _ = train_step(state, batch_at, jnp.bool_(True))
         return state, loss
 
     return rejecting_donated("train step", step)
