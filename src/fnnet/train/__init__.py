@@ -9,6 +9,7 @@ result = fit(model, loss_fn, optimizer, (x, y), epochs=20, batch_size=32, key=ke
 
 from fnnet.train.callbacks import Callback, CSVLogger, EarlyStopping, ReduceLROnPlateau
 from fnnet.train.checkpointing import Checkpoint
+from fnnet.train.ensemble import ensemble_member, fit_ensemble
 from fnnet.train.epoch import (
     EpochRunner,
     epoch_runner,
@@ -36,9 +37,11 @@ __all__ = [
     "check_batching",
     "check_model_fits_data",
     "check_state",
+    "ensemble_member",
     "epoch_runner",
     "evaluate",
     "fit",
+    "fit_ensemble",
     "history_row",
     "init_state",
     "make_stepwise_epoch",

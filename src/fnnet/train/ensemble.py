@@ -1,0 +1,310 @@
+"""`fit_ensemble`: K models trained at once in one compiled program, and `ensemble_member`.
+
+The K TrainStates are stacked on a leading axis and every epoch runs `jax.vmap` over the epoch
+of `fit` (the same shuffle, step and guard): each member shuffles with its own key, so member
+``i`` follows ``fit(..., key=keys[i])`` to float rounding. A member stops on its own (early
+stopping, or a step that is not finite) by no longer committing its updates; training ends when
+every member has stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from fnnet import _checks
+from fnnet.nn import Layer
+from fnnet.optim import Optimizer, with_hyperparams
+from fnnet.train import sharding
+from fnnet.train.callbacks import Callback, CSVLogger, EarlyStopping, ReduceLROnPlateau
+from fnnet.train.checkpointing import Checkpoint
+from fnnet.train.epoch import epoch_runner
+from fnnet.train.evaluation import Metric, _scores, history_keys, resolve_metrics
+from fnnet.train.fit import FitResult
+from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.progress import Progress
+from fnnet.train.state import TrainState, check_model_and_optimizer, init_state
+from fnnet.typing import Array
+
+_SCALAR_CALLBACKS = (EarlyStopping, ReduceLROnPlateau, CSVLogger, Checkpoint)
+
+
+def ensemble_member(state: TrainState, i: int) -> TrainState:
+    """Member `i` of an ensemble's state (every leaf's row `i`), a TrainState of one model.
+
+    Raises:
+      TypeError: for an `i` that is not an int, or a `state` that is not a TrainState.
+      ValueError: for an `i` outside ``[-K, K)``.
+    """
+    if not isinstance(state, TrainState):
+        raise TypeError(
+            f"ensemble_member: `state` must be a TrainState, got {type(state).__name__}."
+        )
+    if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        raise TypeError(f"ensemble_member: `i` must be an int, got {_checks.value_str(i)}.")
+    members = jnp.shape(state.step)[0] if jnp.ndim(state.step) else 0
+    if not -members <= i < members:
+        raise ValueError(
+            f"ensemble_member: `i` must lie in [{-members}, {members}) for an ensemble of "
+            f"{members} members, got {i}."
+        )
+    return jax.tree.map(lambda leaf: leaf[i], state)
+
+
+def _check_keys(keys: Any) -> int:
+    shape, dtype = getattr(keys, "shape", None), getattr(keys, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    if not typed or len(shape) != 1 or shape[0] == 0:
+        raise TypeError(
+            "fit_ensemble: `keys` must be a 1-D array of K PRNG keys, one per member, e.g. "
+            f"`jax.random.split(jax.random.key(0), 16)`, got "
+            f"{_checks.shape_str(keys) if dtype is not None else _checks.value_str(keys)}."
+        )
+    return int(shape[0])
+
+
+def _check_callbacks(callbacks: Sequence[Callback], early_stopping: Any) -> list[Callback]:
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(
+            f"fit_ensemble: `early_stopping` must be a train.EarlyStopping, got {early_stopping!r}."
+        )
+    if isinstance(callbacks, Callback | str) or not isinstance(callbacks, Sequence):
+        raise TypeError(
+            f"fit_ensemble: `callbacks` must be a list of Callbacks, got {callbacks!r}."
+        )
+    for index, callback in enumerate(callbacks, 1):
+        if not isinstance(callback, Callback):
+            raise TypeError(f"fit_ensemble: callback {index} must be a Callback, got {callback!r}.")
+        if isinstance(callback, _SCALAR_CALLBACKS):
+            raise TypeError(
+                f"fit_ensemble: callback {index} ({type(callback).__name__}) reads one model's "
+                "scores; pass early stopping as `early_stopping=` (it runs per member), and "
+                "callbacks of your own, which see arrays of one value per member."
+            )
+    return list(callbacks)
+
+
+class _MemberStopping:
+    """EarlyStopping's rule applied to each member: best value, patience and best state."""
+
+    def __init__(self, rule: EarlyStopping | None, members: int) -> None:
+        self.rule = rule
+        self.best = np.full(members, np.nan)
+        self.wait = np.zeros(members, int)
+        self.best_epoch = np.zeros(members, int)
+        self.best_state: TrainState | None = None
+
+    def update(self, epoch: int, state: TrainState, values: np.ndarray, active: np.ndarray):
+        """Records one epoch; returns which members keep training."""
+        if self.rule is None:
+            return active
+        finite = np.isfinite(values)
+        better = np.isnan(self.best) | self.rule.improves(values, np.nan_to_num(self.best))
+        improved = active & finite & better
+        self.best = np.where(improved, values, self.best)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self.wait = np.where(improved, 0, self.wait + active)
+        if self.rule.restore_best:  # a copy: the next epoch donates `state`
+            best = self.best_state
+            self.best_state = _select(improved, state, state if best is None else best)
+        return active & (self.wait < self.rule.patience)
+
+    def final(self, state: TrainState) -> TrainState:
+        if self.rule is None or not self.rule.restore_best or self.best_state is None:
+            return state
+        return _select(self.best_epoch > 0, self.best_state, state)
+
+
+def _select(rows: np.ndarray, new: TrainState, old: TrainState) -> TrainState:
+    """`new` for the members where `rows` holds, `old` for the others."""
+    keep = jnp.asarray(rows)
+
+    def pick(a, b):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # the keys never change
+            return jax.random.wrap_key_data(
+                jnp.copy(jax.random.key_data(a)), impl=jax.random.key_impl(a)
+            )
+        return jnp.where(keep.reshape(-1, *([1] * (a.ndim - 1))), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def fit_ensemble(
+    model: Layer,
+    loss_fn: Callable[[Any, Array], Array],
+    optimizer: Optimizer,
+    train_data: tuple[Any, Any],
+    *,
+    keys: Array,
+    epochs: int,
+    batch_size: int,
+    hyperparams: dict[str, Any] | None = None,
+    validation_data: tuple[Any, Any] | None = None,
+    metrics: Sequence[Metric] = (),
+    early_stopping: EarlyStopping | None = None,
+    callbacks: Sequence[Callback] = (),
+    mesh: Mesh | None = None,
+    verbose: bool = True,
+) -> FitResult:
+    """Trains ``len(keys)`` models at once: seeds for error bars, a hyperparameter sweep.
+
+    Every member is `model` trained by `optimizer` on the same data, with its own key (its
+    initial params, shuffles and dropout) and its own `hyperparams`; all of them run in one
+    compiled program per epoch (`jax.vmap` over `fit`'s epoch), so K small models cost one
+    compilation and one dispatch instead of K. Member ``i`` equals ``fit(..., key=keys[i])``
+    with its hyperparameters, to float rounding.
+
+    Args:
+      model, loss_fn, optimizer, train_data, epochs, batch_size, validation_data, metrics: as
+        `fit`.
+      keys: ``(K,)`` PRNG keys, one per member (``jax.random.split(key, K)``).
+      hyperparams: ``{name: (K,) values}`` per member, names as `optim.hyperparams` gives
+        them, e.g. ``{"learning_rate": jnp.logspace(-4, -1, K)}``.
+      early_stopping: an EarlyStopping applied to each member on its own: a member that stops
+        keeps its best epoch's state (with ``restore_best``) and records NaN from then on.
+      callbacks: callbacks of your own; their hooks get the stacked state and logs of ``(K,)``
+        arrays (the built-in ones read one model's scores and are refused: use
+        `early_stopping`).
+      mesh: a Mesh with an axis "data": the members are spread over its devices (K a
+        multiple of their number).
+      verbose: one line per epoch with the median and range of each score over the members.
+    Returns:
+      FitResult: every leaf of ``.state`` has a leading axis of K (`ensemble_member` takes one
+      out); ``.history[name]`` is a list of ``(K,)`` arrays, one per epoch, NaN for a member
+      after it stopped. A member whose step stops being finite stops there with its last
+      finite state, its history NaN from that epoch on; the others go on.
+    Raises:
+      ValueError, TypeError: as `fit`, and for `keys` that are not K keys, `hyperparams` of
+        another length or an unknown name, K not a multiple of the mesh's devices.
+    """
+    where = "fit_ensemble"
+    check_model_and_optimizer(where, model, optimizer)
+    epochs = _checks.positive_int(where, "epochs", epochs)
+    members = _check_keys(keys)
+    callback_list = _check_callbacks(callbacks, early_stopping)
+    metric_items = resolve_metrics(where, metrics)
+    mesh = sharding.check_mesh(where, mesh)
+    if mesh is not None and members % sharding.data_devices(mesh):
+        raise ValueError(
+            f"{where}: the {members} members must be a multiple of the "
+            f"{sharding.data_devices(mesh)} devices on the mesh's 'data' axis."
+        )
+    inputs, targets = prepare_data(where, "train_data", train_data, model)
+    check_batching(where, inputs.shape[0], batch_size, 1)
+    named = {"train_data": (inputs, targets)}
+    if validation_data is not None:
+        named["validation_data"] = prepare_data(where, "validation_data", validation_data, model)
+    state = jax.vmap(lambda key: init_state(model, optimizer, key, inputs.shape[1:]))(keys)
+    if hyperparams:
+        if not isinstance(hyperparams, dict):
+            raise TypeError(f"{where}: `hyperparams` must be a dict name -> (K,) values.")
+        # copies: the epochs donate the state, and the caller's arrays must survive
+        values = {name: jnp.array(value, copy=True) for name, value in hyperparams.items()}
+        state = state._replace(opt_state=with_hyperparams(state.opt_state, **values))
+    check_model_fits_data(where, model, jax.tree.map(lambda x: x[0], state), loss_fn, named)
+    if mesh is not None:
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS)))
+        named = sharding.replicate(mesh, named)
+        inputs, targets = named["train_data"]
+
+    runner = epoch_runner(model, loss_fn, optimizer, batch_size=batch_size, where=where)
+    epoch_fn = _ensemble_epoch(runner)
+    score = _ensemble_scores(model, loss_fn, metric_items)
+    keys_recorded = history_keys(metric_items, validation_data is not None)
+    history: dict[str, list] = {name: [] for name in [*keys_recorded, "seconds"]}
+    stopping = _MemberStopping(early_stopping, members)
+    monitor = early_stopping.monitor if early_stopping else None
+    if monitor is not None and monitor not in keys_recorded:
+        raise ValueError(f"{where}: early stopping monitors {monitor!r}, which this run does not "
+                         f"record; it records {keys_recorded}.")  # fmt: skip
+    progress = Progress(verbose, epochs)
+    progress.say(f"{where}: {members} members, {inputs.shape[0]} samples, "
+                 f"{inputs.shape[0] // batch_size} steps of {batch_size} per epoch, "
+                 "each epoch one compiled program")  # fmt: skip
+    active = np.ones(members, bool)
+    for callback in callback_list:
+        callback.on_train_begin(state)
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        state, losses = epoch_fn(state, inputs, targets, jnp.asarray(active))
+        losses = np.asarray(losses)  # (K, updates)
+        diverged = active & ~np.isfinite(losses).all(axis=1)
+        row = {"loss": np.where(active & ~diverged, losses.mean(axis=1), np.nan)}
+        row.update(score(state, *named["train_data"], "", with_loss=False) if metric_items else {})
+        if validation_data is not None:
+            row.update(score(state, *named["validation_data"], "val_"))
+        row = {name: np.where(active & ~diverged, value, np.nan) for name, value in row.items()}
+        row["seconds"] = np.full(members, time.perf_counter() - started)
+        for name, value in row.items():
+            history[name].append(value)
+        still = active & ~diverged
+        if monitor is not None:
+            still = stopping.update(epoch, state, row[monitor], still)
+        _report(progress, epoch, epochs, row, still, diverged)
+        for callback in callback_list:
+            replaced = callback.on_epoch_end(epoch, state, row)
+            state = replaced if replaced is not None else state
+        active = still
+        if not active.any() or any(callback.stop_training for callback in callback_list):
+            break
+    state = stopping.final(state)
+    for callback in callback_list:
+        replaced = callback.on_train_end(state)
+        state = replaced if replaced is not None else state
+    return FitResult(state, history)
+
+
+def _ensemble_epoch(runner):
+    """``epoch(states, inputs, targets, active) -> (states, losses (K, updates))``: every
+    member's epoch, vmapped; an inactive member commits nothing."""
+
+    def one(state, inputs, targets, active):
+        rows = runner.indices(state, inputs.shape[0])
+        state, losses, _ = runner.chunk(state, inputs, targets, rows, active)
+        return state, losses
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, 0)), donate_argnums=0)
+
+
+def _ensemble_scores(model, loss_fn, metric_items):
+    """``score(states, inputs, targets, prefix, with_loss=True) -> {name: (K,) array}``."""
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def scores(states, inputs, targets, with_loss):
+        def one(state):
+            outputs = model.apply(state.params, state.model_state, inputs, train=False)[0]
+            return _scores(loss_fn if with_loss else None, metric_items, outputs, targets)
+
+        return jax.vmap(one)(states)
+
+    def score(states, inputs, targets, prefix, with_loss=True):
+        values = scores(states, inputs, targets, with_loss)
+        order = (["loss"] if with_loss else []) + [name for name, _ in metric_items]
+        return {f"{prefix}{name}": np.asarray(values[name], np.float64) for name in order}
+
+    return score
+
+
+def _report(progress, epoch, epochs, row, active, diverged) -> None:
+    """``epoch 3/10  loss 0.12 [0.10, 0.15]  ...  16 of 16 training (0.05s)``."""
+    if not progress.verbose:
+        return
+    parts = []
+    for name, values in row.items():
+        finite = values[np.isfinite(values)]
+        if name == "seconds" or not finite.size:
+            continue
+        parts.append(f"{name} {np.median(finite):.4f} [{finite.min():.4f}, {finite.max():.4f}]")
+    note = f", {int(diverged.sum())} stopped not finite" if diverged.any() else ""
+    width = len(str(epochs))
+    progress.say(
+        f"epoch {epoch:>{width}}/{epochs}  {'  '.join(parts)}  {int(active.sum())} of "
+        f"{active.size} training{note} ({row['seconds'][0]:.2f}s)"
+    )
