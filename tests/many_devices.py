@@ -81,6 +81,11 @@ def main():
         )
         out["hlo"] = np.array(compiled_epoch_text(mesh))
         out["errors"] = np.array(indivisible_batch_errors(mesh))
+        for label, on in (("one", None), ("mesh", mesh)):
+            members = ensemble(on)
+            out[f"ensemble/{label}/spec"] = np.array(str(members.state.params[0]["w"].sharding))
+            for i, leaf in enumerate(jax.tree.leaves(jax.device_get(members.state.params))):
+                out[f"ensemble/{label}/param{i}"] = np.asarray(leaf)
     if not args.processes or args.process == 0:
         np.savez(args.out, **out)
 
@@ -99,6 +104,17 @@ def compiled_epoch_text(mesh) -> str:
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     state, x, y = jax.device_put((state, x, y), replicated)
     return epoch.lower(state, x, y).compile().as_text()
+
+
+def ensemble(mesh):
+    """8 MLPs with 8 learning rates, spread over the mesh's devices (one each on 8)."""
+    x, y = data((6,))
+    return train.fit_ensemble(
+        MODELS["mlp"][0](), losses.softmax_cross_entropy, optim.sgd(0.1, momentum=0.9), (x, y),
+        keys=jax.random.split(jax.random.key(1), 8), epochs=2, batch_size=16,
+        hyperparams={"learning_rate": np.geomspace(0.01, 0.3, 8).astype(np.float32)},
+        validation_data=(x, y), mesh=mesh, verbose=False,
+    )  # fmt: skip
 
 
 def indivisible_batch_errors(mesh) -> list[str]:

@@ -48,16 +48,18 @@ def params(results, name, label):
     return [results[k] for k in keys]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn_batchnorm", "dropout"])
+@pytest.mark.parametrize("name", ["mlp", "cnn_batchnorm", "dropout", "ensemble"])
 def test_fit_on_8_devices_gives_the_params_of_one(eight, name):
+    """Data parallel fits, and an ensemble of 8 spread over the 8 devices."""
     assert int(eight["devices"]) == 8
     one, mesh = params(eight, name, "one"), params(eight, name, "mesh")
     assert len(one) == len(mesh) > 0
     for a, b in zip(one, mesh, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(
-        eight[f"{name}/mesh/val_loss"], eight[f"{name}/one/val_loss"], rtol=1e-5
-    )
+    if name != "ensemble":  # members spread over the devices: one each
+        np.testing.assert_allclose(
+            eight[f"{name}/mesh/val_loss"], eight[f"{name}/one/val_loss"], rtol=1e-5
+        )
 
 
 def test_each_device_computes_its_share_of_the_batch(eight):
@@ -68,6 +70,11 @@ def test_each_device_computes_its_share_of_the_batch(eight):
     assert re.search(r"f32\[2,6\]", hlo) and re.search(r"f32\[2,32\]", hlo)
     assert not re.search(r"f32\[16,(6|32)\]", hlo)
     assert hlo.count("all-reduce(") >= 1
+
+
+def test_an_ensemble_on_a_mesh_keeps_its_members_spread_over_the_devices(eight):
+    spec = str(eight["ensemble/mesh/spec"])
+    assert "spec=P('data',)" in spec, spec
 
 
 def test_predict_with_a_mesh_pads_and_gives_the_same_outputs(eight):
