@@ -213,7 +213,7 @@ def make_train_epoch(
         the whole epoch into straight-line code.
       mesh: a `jax.sharding.Mesh` with an axis "data": data parallel, each mini-batch split
         over its devices (`batch_size` a multiple of their number); pass the state and the
-        data replicated on the mesh (``jax.device_put(x, NamedSharding(mesh, PartitionSpec()))``).
+        data replicated on a mesh of Auto axes, as for `make_train_step`.
     Returns:
       ``epoch(state, inputs, targets) -> (state, losses)`` with one loss per update:
       ``len(inputs) // batch_size // accumulate_steps`` of them.

@@ -201,9 +201,10 @@ def make_train_step(
         after another and apply their mean gradient in one update (the activation memory of
         one micro-batch); the batch size must be a multiple of it.
       mesh: a `jax.sharding.Mesh` with an axis "data": each micro-batch is split over its
-        devices (data parallel; pass a state replicated on the mesh, e.g. with
-        ``jax.device_put(state, NamedSharding(mesh, PartitionSpec()))``); each micro-batch
-        must divide evenly over them.
+        devices (data parallel); each micro-batch must divide evenly over them. Pass a state
+        replicated on a mesh of Auto axes, e.g. ``jax.device_put(state, NamedSharding(mesh,
+        PartitionSpec()))`` with ``mesh = jax.make_mesh((n,), ("data",),
+        axis_types=(AxisType.Auto,))``.
     Returns:
       ``step(state, (inputs, targets)) -> (state, loss)``; compiled once per batch shape. The
       dropout key of each step is derived from ``state.key`` and ``state.step``; the loss is
