@@ -151,6 +151,15 @@ def output_specs(layer: Layer, params: Params, state: State, input_specs: Any) -
     return outputs
 
 
+def check_model(where: str, model: Any) -> None:
+    """Raises a TypeError unless `model` is a Layer."""
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"{where}: `model` must be a Layer such as `fnnet.nn.MLP((64,), 10)`, got "
+            f"{type(model).__name__}."
+        )
+
+
 def check_layer(where: str, position: int, layer: Any) -> None:
     """Raises a TypeError with a hint when `layer` is not a Layer (e.g. `Relu` for `Relu()`)."""
     if isinstance(layer, Layer):

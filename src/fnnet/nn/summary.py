@@ -13,6 +13,7 @@ from fnnet.nn._layer import (
     Layer,
     batch_of_one,
     check_input_shape,
+    check_model,
     id_bound,
     layer_name,
     output_specs,
@@ -102,11 +103,7 @@ def summary(model: Layer, input_shape: tuple[int, ...], *, dtype: DTypeLike = jn
       >>> print(nn.summary(nn.MLP((32,), 10), (64,)).splitlines()[-3])
       model: 2,410 parameters (9.4 KiB)
     """
-    if not isinstance(model, Layer):
-        raise TypeError(
-            f"summary: `model` must be a Layer such as `nn.MLP((64,), 10)`, got "
-            f"{type(model).__name__}."
-        )
+    check_model("summary", model)
     check_input_shape("summary", input_shape)
     input_shape = tuple(input_shape) if isinstance(input_shape, list) else input_shape
     if id_bound(model) is not None:

@@ -15,7 +15,7 @@ from fnnet import _checks, metrics
 from fnnet.nn import Layer
 from fnnet.train import sharding
 from fnnet.train.inputs import check_inputs, check_model_fits_data, prepare_data
-from fnnet.train.state import TrainState, check_not_donated
+from fnnet.train.state import TrainState, check_model, check_not_donated
 from fnnet.typing import Array, ArrayLike
 
 Metric = str | Callable[[Array, Array], Array]
@@ -132,11 +132,7 @@ def predict(
 
 
 def _check_model_and_state(where: str, model: Any, state: Any) -> None:
-    if not isinstance(model, Layer):
-        raise TypeError(
-            f"{where}: `model` must be a Layer such as `fnnet.nn.MLP((64,), 10)`, got "
-            f"{type(model).__name__}."
-        )
+    check_model(where, model)
     if not isinstance(state, TrainState):
         raise TypeError(
             f"{where}: `state` must be a TrainState (e.g. `result.state` of fit, or "

@@ -10,6 +10,7 @@ import jax
 
 from fnnet import _checks
 from fnnet.nn import Layer
+from fnnet.nn._layer import check_model
 from fnnet.optim import Optimizer
 from fnnet.typing import Params, PRNGKey, State
 
@@ -63,11 +64,7 @@ def rejecting_donated(where: str, jitted: Callable) -> Callable:
 
 
 def check_model_and_optimizer(where: str, model: Any, optimizer: Any) -> None:
-    if not isinstance(model, Layer):
-        raise TypeError(
-            f"{where}: `model` must be a Layer such as `fnnet.nn.MLP((64,), 10)`, got "
-            f"{type(model).__name__}."
-        )
+    check_model(where, model)
     if not isinstance(optimizer, Optimizer):
         hint = " Did you forget to call it, e.g. `adam()`?" if callable(optimizer) else ""
         raise TypeError(
