@@ -34,6 +34,7 @@ from fnnet.nn.mlp import MLP
 from fnnet.nn.normalization import BatchNorm, LayerNorm
 from fnnet.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnnet.nn.recurrent import GRU, LSTM
+from fnnet.nn.repeat import repeat
 from fnnet.nn.summary import summary
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "Softplus",
     "Tanh",
     "parallel",
+    "repeat",
     "residual",
     "serial",
     "summary",
