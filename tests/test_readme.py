@@ -71,3 +71,14 @@ def test_saving_and_loading_snippet_round_trips_the_quick_start_model():
     last = printed.strip().splitlines()[-1]  # "{metadata} {scores}"
     metadata, scores = (ast.literal_eval(part + "}") for part in last[:-1].split("} "))
     assert set(metadata) == {"val_accuracy"} and scores["accuracy"] > 0.9, last
+
+
+def test_repeat_snippet_builds_a_deep_language_model_of_one_block_program():
+    blocks = python_blocks()
+    definition = next(b for b in blocks if "def transformer_block" in b)
+    deep = next(b for b in blocks if "nn.repeat(transformer_block" in b)
+    model = run(definition, deep)[0]["deep_model"]
+    params, state = model.init(jax.random.key(0), (16,))
+    assert params[1][0][1]["query"]["w"].shape == (32, 64, 64)  # 32 stacked copies
+    logits, _ = model.apply(params, state, jnp.zeros((2, 16), jnp.int32))
+    assert logits.shape == (2, 16, 60)
