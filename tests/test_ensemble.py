@@ -101,12 +101,12 @@ def test_callbacks_of_ones_own_see_one_value_per_member():
         (
             {"early_stopping": train.EarlyStopping},
             TypeError,
-            r"`early_stopping` must be a train.EarlyStopping",
+            r"`early_stopping` must be an EarlyStopping such as `train.EarlyStopping\(patience=5\)`, got type",
         ),
         (
             {"early_stopping": train.EarlyStopping(2, monitor="val_f1")},
             ValueError,
-            r"monitors 'val_f1'",
+            r"EarlyStopping monitors 'val_f1', which this run does not record",
         ),
         ({"batch_size": 0}, ValueError, r"`batch_size`"),
         ({"epochs": 0}, ValueError, r"`epochs`"),

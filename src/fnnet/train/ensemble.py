@@ -23,11 +23,18 @@ from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer, with_hyperparams
 from fnnet.train import sharding
-from fnnet.train.callbacks import Callback, CSVLogger, EarlyStopping, ReduceLROnPlateau
+from fnnet.train.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    ReduceLROnPlateau,
+    check_callbacks,
+    check_monitors,
+)
 from fnnet.train.checkpointing import Checkpoint
 from fnnet.train.epoch import epoch_runner
 from fnnet.train.evaluation import Metric, _scores, history_keys, resolve_metrics
-from fnnet.train.fit import FitResult
+from fnnet.train.fit import FitResult, _call
 from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, init_state
@@ -71,24 +78,18 @@ def _check_keys(keys: Any) -> int:
 
 
 def _check_callbacks(callbacks: Sequence[Callback], early_stopping: Any) -> list[Callback]:
-    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        raise TypeError(
-            f"fit_ensemble: `early_stopping` must be a train.EarlyStopping, got {early_stopping!r}."
-        )
-    if isinstance(callbacks, Callback | str) or not isinstance(callbacks, Sequence):
-        raise TypeError(
-            f"fit_ensemble: `callbacks` must be a list of Callbacks, got {callbacks!r}."
-        )
-    for index, callback in enumerate(callbacks, 1):
-        if not isinstance(callback, Callback):
-            raise TypeError(f"fit_ensemble: callback {index} must be a Callback, got {callback!r}.")
+    """`fit`'s callback checks, then the built-in callbacks refused: they read one model's
+    scores (early stopping runs per member through `early_stopping=` instead)."""
+    checked = check_callbacks("fit_ensemble", callbacks, early_stopping)
+    own = checked[1:] if early_stopping is not None else checked
+    for index, callback in enumerate(own, 1):
         if isinstance(callback, _SCALAR_CALLBACKS):
             raise TypeError(
                 f"fit_ensemble: callback {index} ({type(callback).__name__}) reads one model's "
                 "scores; pass early stopping as `early_stopping=` (it runs per member), and "
                 "callbacks of your own, which see arrays of one value per member."
             )
-    return list(callbacks)
+    return own
 
 
 class _MemberStopping:
@@ -208,7 +209,7 @@ def fit_ensemble(
         # copies: the epochs donate the state, and the caller's arrays must survive
         values = {name: jnp.array(value, copy=True) for name, value in hyperparams.items()}
         state = state._replace(opt_state=with_hyperparams(state.opt_state, **values))
-    check_model_fits_data(where, model, jax.tree.map(lambda x: x[0], state), loss_fn, named)
+    check_model_fits_data(where, model, ensemble_member(state, 0), loss_fn, named)
     if mesh is not None:
         state = jax.device_put(state, NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS)))
         named = sharding.replicate(mesh, named)
@@ -220,23 +221,20 @@ def fit_ensemble(
     keys_recorded = history_keys(metric_items, validation_data is not None)
     history: dict[str, list] = {name: [] for name in [*keys_recorded, "seconds"]}
     stopping = _MemberStopping(early_stopping, members)
+    check_monitors(where, [early_stopping] if early_stopping else [], keys_recorded)
     monitor = early_stopping.monitor if early_stopping else None
-    if monitor is not None and monitor not in keys_recorded:
-        raise ValueError(f"{where}: early stopping monitors {monitor!r}, which this run does not "
-                         f"record; it records {keys_recorded}.")  # fmt: skip
     progress = Progress(verbose, epochs)
     progress.say(f"{where}: {members} members, {inputs.shape[0]} samples, "
                  f"{inputs.shape[0] // batch_size} steps of {batch_size} per epoch, "
                  "each epoch one compiled program")  # fmt: skip
     active = np.ones(members, bool)
-    for callback in callback_list:
-        callback.on_train_begin(state)
+    state = _call(callback_list, "on_train_begin", FitResult(state, history))
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         state, losses = epoch_fn(state, inputs, targets, jnp.asarray(active))
         losses = np.asarray(losses)  # (K, updates)
         diverged = active & ~np.isfinite(losses).all(axis=1)
-        row = {"loss": np.where(active & ~diverged, losses.mean(axis=1), np.nan)}
+        row = {"loss": losses.mean(axis=1)}
         row.update(score(state, *named["train_data"], "", with_loss=False) if metric_items else {})
         if validation_data is not None:
             row.update(score(state, *named["validation_data"], "val_"))
@@ -248,16 +246,11 @@ def fit_ensemble(
         if monitor is not None:
             still = stopping.update(epoch, state, row[monitor], still)
         _report(progress, epoch, epochs, row, still, diverged)
-        for callback in callback_list:
-            replaced = callback.on_epoch_end(epoch, state, row)
-            state = replaced if replaced is not None else state
+        state = _call(callback_list, "on_epoch_end", FitResult(state, history), epoch, row)
         active = still
         if not active.any() or any(callback.stop_training for callback in callback_list):
             break
-    state = stopping.final(state)
-    for callback in callback_list:
-        replaced = callback.on_train_end(state)
-        state = replaced if replaced is not None else state
+    state = _call(callback_list, "on_train_end", FitResult(stopping.final(state), history))
     return FitResult(state, history)
 
 
