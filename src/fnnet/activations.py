@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from fnnet import _checks
+from fnnet._dtypes import widened
 from fnnet.typing import Array, ArrayLike
 
 __all__ = [
@@ -84,10 +85,14 @@ def _axis(where: str, x: Array, axis: Any) -> int:
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Array:
-    """``exp(x) / sum(exp(x))`` over `axis`, shifted by the maximum for stability."""
-    return jax.nn.softmax(x, axis=_axis("softmax", x, axis))
+    """``exp(x) / sum(exp(x))`` over `axis`, shifted by the maximum for stability (summed in
+    float32 for bfloat16 inputs, returned in their dtype)."""
+    axis = _axis("softmax", x, axis)
+    return jax.nn.softmax(widened(jnp.asarray(x)), axis=axis).astype(jnp.result_type(x))
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> Array:
-    """``x - logsumexp(x)`` over `axis`."""
-    return jax.nn.log_softmax(x, axis=_axis("log_softmax", x, axis))
+    """``x - logsumexp(x)`` over `axis` (summed in float32 for bfloat16 inputs, returned in
+    their dtype)."""
+    axis = _axis("log_softmax", x, axis)
+    return jax.nn.log_softmax(widened(jnp.asarray(x)), axis=axis).astype(jnp.result_type(x))

@@ -7,6 +7,7 @@ import math
 import jax.numpy as jnp
 
 from fnnet import _checks
+from fnnet._dtypes import widened
 from fnnet.nn._layer import Layer, check_input_shape, check_params
 
 __all__ = ["BatchNorm", "LayerNorm"]
@@ -38,7 +39,8 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
 
     where ``n`` is the number of values per feature in the batch. With ``train=False`` the
     running statistics normalise instead. `fit` threads the state through training steps and
-    uses it in evaluation.
+    uses it in evaluation. bfloat16 inputs are normalised in float32 (the statistics and the
+    state stay float32) and come back as bfloat16.
 
     A bias added right before BatchNorm (``Dense`` / ``Conv2D`` with ``use_bias=True``)
     cancels: the batch mean removes it, its true gradient is zero, and an optimizer such as
@@ -71,6 +73,7 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
         check_params(where, state, {"mean": params["scale"].shape, "var": params["scale"].shape},
                      "state")  # fmt: skip
         _checks.last_axis(where, inputs, params["scale"].shape[0])
+        dtype, inputs = jnp.result_type(inputs, params["scale"]), widened(inputs)
         if train:
             count = math.prod(inputs.shape[:-1])
             if count < 2:
@@ -88,7 +91,7 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
         else:
             mean, var = state["mean"], state["var"]
         normalized = (inputs - mean) / jnp.sqrt(var + eps)
-        return normalized * params["scale"] + params["bias"], state
+        return (normalized * params["scale"] + params["bias"]).astype(dtype), state
 
     return Layer(init, apply)
 
@@ -96,7 +99,8 @@ def BatchNorm(*, momentum: float = 0.1, eps: float = 1e-5) -> Layer:
 def LayerNorm(*, eps: float = 1e-5) -> Layer:
     """Normalizes each example over its last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``.
 
-    Mean and biased variance over the last axis, as PyTorch's ``nn.LayerNorm(C)``.
+    Mean and biased variance over the last axis, as PyTorch's ``nn.LayerNorm(C)``; computed in
+    float32 for bfloat16 inputs, returned as bfloat16.
 
     Returns:
       A Layer with params ``{"scale": (C,), "bias": (C,)}`` for inputs ``(..., C)``.
@@ -109,9 +113,10 @@ def LayerNorm(*, eps: float = 1e-5) -> Layer:
     def apply(params, state, inputs, *, key=None, train=False):
         check_params("LayerNorm", params, _AFFINE)
         _checks.last_axis("LayerNorm", inputs, params["scale"].shape[0])
+        dtype, inputs = jnp.result_type(inputs, params["scale"]), widened(inputs)
         mean = jnp.mean(inputs, axis=-1, keepdims=True)
         var = jnp.var(inputs, axis=-1, keepdims=True)
         normalized = (inputs - mean) / jnp.sqrt(var + eps)
-        return normalized * params["scale"] + params["bias"], state
+        return (normalized * params["scale"] + params["bias"]).astype(dtype), state
 
     return Layer(init, apply)

@@ -36,6 +36,7 @@ from fnnet.train.epoch import epoch_runner
 from fnnet.train.evaluation import Metric, _scores, history_keys, resolve_metrics
 from fnnet.train.fit import FitResult, _call
 from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, init_state
 from fnnet.typing import Array
@@ -152,6 +153,7 @@ def fit_ensemble(
     early_stopping: EarlyStopping | None = None,
     callbacks: Sequence[Callback] = (),
     mesh: Mesh | None = None,
+    precision: str = "float32",
     verbose: bool = True,
 ) -> FitResult:
     """Trains ``len(keys)`` models at once: seeds for error bars, a hyperparameter sweep.
@@ -163,8 +165,8 @@ def fit_ensemble(
     with its hyperparameters, to float rounding.
 
     Args:
-      model, loss_fn, optimizer, train_data, epochs, batch_size, validation_data, metrics: as
-        `fit`.
+      model, loss_fn, optimizer, train_data, epochs, batch_size, validation_data, metrics,
+        precision: as `fit`.
       keys: ``(K,)`` PRNG keys, one per member (``jax.random.split(key, K)``).
       hyperparams: ``{name: (K,) values}`` per member, names as `optim.hyperparams` gives
         them, e.g. ``{"learning_rate": jnp.logspace(-4, -1, K)}``.
@@ -187,6 +189,8 @@ def fit_ensemble(
     """
     where = "fit_ensemble"
     check_model_and_optimizer(where, model, optimizer)
+    precision = check_precision(where, precision)
+    model = compute_in(where, model, precision)
     epochs = _checks.positive_int(where, "epochs", epochs)
     members = _check_keys(keys)
     callback_list = _check_callbacks(callbacks, early_stopping)
@@ -209,6 +213,7 @@ def fit_ensemble(
         # copies: the epochs donate the state, and the caller's arrays must survive
         values = {name: jnp.array(value, copy=True) for name, value in hyperparams.items()}
         state = state._replace(opt_state=with_hyperparams(state.opt_state, **values))
+    check_master_weights(where, precision, state.params)
     check_model_fits_data(where, model, ensemble_member(state, 0), loss_fn, named)
     if mesh is not None:
         state = jax.device_put(state, NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS)))

@@ -21,6 +21,7 @@ from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
 from fnnet.train import sharding
+from fnnet.train.precision import check_precision, compute_in
 from fnnet.train.state import (
     TrainState,
     check_model_and_optimizer,
@@ -75,12 +76,15 @@ def epoch_runner(
     dispatch: str = "scan",
     unroll: int | bool = 1,
     mesh: Mesh | None = None,
+    precision: str = "float32",
     where: str = "make_train_epoch",
 ) -> EpochRunner:
     """The EpochRunner of one model, loss and optimizer; `dispatch` is "scan" (compiled
     chunks and epochs) or "step" (one jitted step per update from Python); with `mesh`, each
-    mini-batch's sample ids and samples are split over its "data" devices."""
+    mini-batch's sample ids and samples are split over its "data" devices; `precision` as
+    `fit`'s."""
     check_model_and_optimizer(where, model, optimizer)
+    model = compute_in(where, model, check_precision(where, precision))
     batch_size = _checks.positive_int(where, "batch_size", batch_size)
     mesh = sharding.check_mesh(where, mesh)
     sharding.check_divides(where, "batch_size", batch_size, mesh)
@@ -193,6 +197,7 @@ def make_train_epoch(
     accumulate_steps: int = 1,
     unroll: int | bool = 1,
     mesh: Mesh | None = None,
+    precision: str = "float32",
 ):
     """A whole epoch compiled into one program: shuffle, then every full mini-batch.
 
@@ -214,6 +219,7 @@ def make_train_epoch(
       mesh: a `jax.sharding.Mesh` with an axis "data": data parallel, each mini-batch split
         over its devices (`batch_size` a multiple of their number); pass the state and the
         data replicated on a mesh of Auto axes, as for `make_train_step`.
+      precision: "float32", "highest" or "bfloat16", as `fit`'s.
     Returns:
       ``epoch(state, inputs, targets) -> (state, losses)`` with one loss per update:
       ``len(inputs) // batch_size // accumulate_steps`` of them.
@@ -229,6 +235,7 @@ def make_train_epoch(
         accumulate_steps=accumulate_steps,
         unroll=unroll,
         mesh=mesh,
+        precision=precision,
     ).epoch
 
 

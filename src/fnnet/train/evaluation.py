@@ -15,6 +15,7 @@ from fnnet import _checks, metrics
 from fnnet.nn import Layer
 from fnnet.train import sharding
 from fnnet.train.inputs import check_inputs, check_model_fits_data, prepare_data
+from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.state import TrainState, check_model, check_not_donated
 from fnnet.typing import Array, ArrayLike
 
@@ -107,6 +108,7 @@ def predict(
     *,
     batch_size: int | None = None,
     mesh: Mesh | None = None,
+    precision: str = "float32",
 ) -> Array:
     """The model's outputs (e.g. logits) in evaluation mode.
 
@@ -118,6 +120,8 @@ def predict(
         compilation); None runs all samples at once.
       mesh: a `jax.sharding.Mesh` with an axis "data": the samples are split over its devices
         (padded to a multiple of their number), the state replicated on them.
+      precision: "float32", "highest" or "bfloat16", as `fit`'s (bfloat16 outputs come back
+        as float32).
     Returns:
       ``(n, ...)`` outputs.
     Raises:
@@ -125,20 +129,24 @@ def predict(
         or token ids outside the model's Embedding (the checks `fit` runs on its data).
       TypeError: for a `model` or `state` of the wrong kind, or inputs that are not real.
     """
-    _check_model_and_state("predict", model, state)
+    model = _check_model_and_state("predict", model, state, precision)
     mesh = sharding.check_mesh("predict", mesh)
     inputs = check_inputs("predict", "`inputs`", inputs, model)
     return _predict("predict", model, state, inputs, batch_size, mesh)
 
 
-def _check_model_and_state(where: str, model: Any, state: Any) -> None:
+def _check_model_and_state(where: str, model: Any, state: Any, precision: Any) -> Layer:
+    """Checks the arguments; returns `model` computing in `precision`."""
     check_model(where, model)
+    precision = check_precision(where, precision)
     if not isinstance(state, TrainState):
         raise TypeError(
             f"{where}: `state` must be a TrainState (e.g. `result.state` of fit, or "
             f"`train.init_state(...)`), got {type(state).__name__}."
         )
     check_not_donated(where, "state", state)
+    check_master_weights(where, precision, state.params)
+    return compute_in(where, model, precision)
 
 
 def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size, mesh=None) -> Array:
@@ -183,6 +191,7 @@ def evaluate(
     metrics: Sequence[Metric] = (),
     batch_size: int | None = None,
     mesh: Mesh | None = None,
+    precision: str = "float32",
 ) -> dict[str, float]:
     """Loss and metrics of the model on `data` in evaluation mode.
 
@@ -198,6 +207,7 @@ def evaluate(
         classes, from the argmax of its outputs) or callables ``(outputs, targets) -> scalar``.
       batch_size: as `predict`.
       mesh: as `predict`: the forward pass split over the mesh's "data" devices.
+      precision: as `predict`; the loss and metrics are computed in float32.
     Returns:
       ``{"loss": ..., <metric name>: ...}`` of Python floats.
     Raises:
@@ -209,7 +219,7 @@ def evaluate(
     Example:
       >>> # evaluate(model, state, (x_test, y_test), metrics=("accuracy", "f1"))
     """
-    _check_model_and_state("evaluate", model, state)
+    model = _check_model_and_state("evaluate", model, state, precision)
     mesh = sharding.check_mesh("evaluate", mesh)
     metric_items = resolve_metrics("evaluate", metrics)
     inputs, targets = prepare_data("evaluate", "data", data, model)

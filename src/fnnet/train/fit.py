@@ -27,6 +27,7 @@ from fnnet.train.checkpointing import Checkpoint, resume, save_due, split_checkp
 from fnnet.train.epoch import epoch_runner, run_epoch, update_indices
 from fnnet.train.evaluation import Metric, history_keys, history_row, resolve_metrics
 from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, check_state, init_state
 from fnnet.train.step import first_nonfinite, train_step_fn
@@ -155,6 +156,7 @@ def fit(
     checkpoint: Checkpoint | None = None,
     accumulate_steps: int = 1,
     mesh: Mesh | None = None,
+    precision: str = "float32",
     verbose: bool = True,
     dispatch: str = "auto",
 ) -> FitResult:
@@ -195,6 +197,11 @@ def fit(
         replicated; the same params as on one device, to float rounding. `batch_size` must be
         a multiple of the devices on "data". Over several hosts (after
         `jax.distributed.initialize`), every process passes the same full arrays.
+      precision: "float32" (default: JAX's default matmul precision, which is TF32 on recent
+        NVIDIA GPUs), "highest" (full float32 matmuls and convolutions on every backend) or
+        "bfloat16" (mixed precision: float32 params and optimizer state, the forward and
+        backward pass in bfloat16, normalization statistics, softmax, the loss and the metrics
+        in float32; no loss scaling needed). Evaluation during the run uses it too.
       verbose: print a start line, then one line per epoch with the loss, metrics and time;
         on a terminal, long epochs also show their progress in place.
       dispatch: "scan" runs each epoch as one compiled `lax.scan`; "step" dispatches one
@@ -224,6 +231,8 @@ def fit(
       >>> #              callbacks=[train.EarlyStopping(patience=5)])
     """
     check_model_and_optimizer("fit", model, optimizer)
+    precision = check_precision("fit", precision)
+    model = compute_in("fit", model, precision)
     epochs = _checks.positive_int("fit", "epochs", epochs)
     checked = check_callbacks("fit", callbacks, early_stopping)
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
@@ -239,6 +248,7 @@ def fit(
     if validation_data is not None:
         named["validation_data"] = prepare_data("fit", "validation_data", validation_data, model)
     state = _start_state(model, optimizer, key, initial_state, inputs.shape[1:])
+    check_master_weights("fit", precision, state.params)
     check_model_fits_data("fit", model, state, loss_fn, named)
     state, named = sharding.replicate(mesh, (state, named))
     inputs, targets = named["train_data"]
@@ -249,7 +259,7 @@ def fit(
                            accumulate_steps, dispatch, mesh)  # fmt: skip
     progress = Progress(verbose, epochs)
     progress.say(_start_line(inputs.shape[0], batch_size, accumulate_steps, mode,
-                             sharding.data_devices(mesh)))  # fmt: skip
+                             sharding.data_devices(mesh), precision))  # fmt: skip
     progress.say(totals_line(state.params, state.model_state))
     for callback in callback_list:  # a callback object may be reused from an earlier run
         callback.verbose, callback.stop_training = progress.verbose, False
@@ -300,12 +310,15 @@ def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accum
     return runner, mode
 
 
-def _start_line(samples: int, batch_size: int, accumulate_steps: int, mode: str, devices: int):
+def _start_line(samples: int, batch_size: int, accumulate_steps: int, mode: str, devices: int,
+                precision: str = "float32"):  # fmt: skip
     how = {"scan": "each epoch one compiled program", "step": "one jitted step per mini-batch"}
     steps = samples // batch_size
     per_update = f", {accumulate_steps} per update" if accumulate_steps > 1 else ""
     split = f", each split over {devices} devices" if devices > 1 else ""
+    arithmetic = {"float32": "", "highest": ", float32 matmuls at full precision",
+                  "bfloat16": ", computing in bfloat16"}  # fmt: skip
     return (
         f"fit: {samples} samples, {steps} steps of {batch_size} per epoch{per_update}{split}, "
-        f"{how[mode]}"
+        f"{how[mode]}{arithmetic[precision]}"
     )

@@ -15,6 +15,7 @@ from fnnet import _checks
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer
 from fnnet.train import sharding
+from fnnet.train.precision import check_precision, compute_in
 from fnnet.train.state import (
     TrainState,
     check_model_and_optimizer,
@@ -181,6 +182,7 @@ def make_train_step(
     skip_nonfinite: bool = False,
     accumulate_steps: int = 1,
     mesh: Mesh | None = None,
+    precision: str = "float32",
 ):
     """One jitted training step: forward, `jax.value_and_grad`, optimizer update.
 
@@ -206,6 +208,7 @@ def make_train_step(
         replicated on a mesh of Auto axes, e.g. ``jax.device_put(state, NamedSharding(mesh,
         PartitionSpec()))`` with ``mesh = jax.make_mesh((n,), ("data",),
         axis_types=(AxisType.Auto,))``.
+      precision: "float32", "highest" or "bfloat16", as `fit`'s.
     Returns:
       ``step(state, (inputs, targets)) -> (state, loss)``; compiled once per batch shape. The
       dropout key of each step is derived from ``state.key`` and ``state.step``; the loss is
@@ -217,6 +220,7 @@ def make_train_step(
       >>> #     state, loss = step(state, (inputs, targets))
     """
     check_model_and_optimizer("make_train_step", model, optimizer)
+    model = compute_in("make_train_step", model, check_precision("make_train_step", precision))
     k = accumulate_steps_arg("make_train_step", accumulate_steps)
     mesh = sharding.check_mesh("make_train_step", mesh)
     train_step = train_step_fn(model, loss_fn, optimizer, guard=skip_nonfinite, accumulate_steps=k)
