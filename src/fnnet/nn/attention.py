@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from fnnet import _checks
 from fnnet.nn._layer import Layer, check_input_shape, check_params
 from fnnet.nn.dense import Dense
+from fnnet.typing import Array
 
 __all__ = ["MultiHeadAttention"]
 
 _PROJECTIONS = ("query", "key", "value", "out")
+
+
+_FUSED_DTYPES = (jnp.bfloat16, jnp.float16)  # what cuDNN's flash attention takes
+
+
+def _dot_product_attention(query: Array, key: Array, value: Array, causal: bool) -> Array:
+    """``softmax(Q K^T / sqrt(d) + mask) V`` over ``(batch, time, heads, head_dim)``: cuDNN's
+    fused flash attention on a GPU for bfloat16 / float16 inputs whose shapes it takes (no
+    time x time score matrix in memory), else XLA's (its scores and softmax in float32).
+    `jax.nn.dot_product_attention` picks XLA's unless asked for cuDNN, and checks what cuDNN
+    supports while tracing, so an unsupported case falls back here before anything runs."""
+    if jax.default_backend() == "gpu" and query.dtype in _FUSED_DTYPES:
+        try:
+            return jax.nn.dot_product_attention(
+                query, key, value, is_causal=causal, implementation="cudnn"
+            )
+        except (NotImplementedError, RuntimeError, ValueError):  # shape, version, no cuDNN
+            pass
+    return jax.nn.dot_product_attention(query, key, value, is_causal=causal)
 
 
 def MultiHeadAttention(num_heads: int, features: int, *, causal: bool = False) -> Layer:
@@ -24,7 +45,8 @@ def MultiHeadAttention(num_heads: int, features: int, *, causal: bool = False) -
 
     where ``mask`` is 0, or ``-inf`` above the diagonal with ``causal=True`` (position t sees
     positions <= t only, for language models). It runs as `jax.nn.dot_product_attention`:
-    cuDNN's fused flash attention on GPUs where the shapes and dtype allow, XLA's elsewhere.
+    cuDNN's fused flash attention on GPUs for bfloat16 inputs (``precision="bfloat16"``)
+    where the shapes allow, XLA's elsewhere.
 
     Args:
       num_heads: number of heads, a positive int dividing `features`.
@@ -73,11 +95,7 @@ def MultiHeadAttention(num_heads: int, features: int, *, causal: bool = False) -
             projected = dense.apply(params[name], {}, inputs)[0]
             return projected.reshape(batch, time, num_heads, head_dim)
 
-        # JAX's fused attention: cuDNN's flash attention on GPUs where the shapes and dtype
-        # allow (no time x time score matrix in memory), XLA's softmax(QK^T/sqrt(d))V elsewhere.
-        attended = jax.nn.dot_product_attention(
-            heads("query"), heads("key"), heads("value"), is_causal=causal
-        )
+        attended = _dot_product_attention(heads("query"), heads("key"), heads("value"), causal)
         merged = attended.reshape(batch, time, features)
         return dense.apply(params["out"], {}, merged)[0], state
 
