@@ -82,3 +82,14 @@ def test_repeat_snippet_builds_a_deep_language_model_of_one_block_program():
     assert params[1][0][1]["query"]["w"].shape == (32, 64, 64)  # 32 stacked copies
     logits, _ = model.apply(params, state, jnp.zeros((2, 16), jnp.int32))
     assert logits.shape == (2, 16, 60)
+
+
+def test_bfloat16_snippet_trains_float32_master_weights():
+    blocks = python_blocks()
+    snippet = next(b for b in blocks if 'precision="bfloat16"' in b)
+    namespace, printed = run(blocks[0], blocks[1], snippet)
+    scores = ast.literal_eval(printed.strip().splitlines()[-1])
+    assert scores["accuracy"] > 0.9, scores
+    assert {leaf.dtype for leaf in jax.tree.leaves(namespace["result"].state.params)} == {
+        jnp.dtype(jnp.float32)
+    }
