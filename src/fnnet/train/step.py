@@ -51,6 +51,13 @@ def _all_finite(loss: Array, grads: Any, opt_state: Any, model_state: Any) -> Ar
     return functools.reduce(jnp.logical_and, flags, jnp.isfinite(loss))
 
 
+def tree_all_finite(tree: Any) -> Array:
+    """True when every floating leaf of `tree` is finite (keys and integer leaves ignored)."""
+    flags = [jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(tree)
+             if jnp.issubdtype(leaf.dtype, jnp.inexact)]  # fmt: skip
+    return functools.reduce(jnp.logical_and, flags, jnp.bool_(True))
+
+
 def accumulate_steps_arg(where: str, accumulate_steps: Any) -> int:
     """`accumulate_steps` checked: a positive int."""
     return _checks.positive_int(where, "accumulate_steps", accumulate_steps)
