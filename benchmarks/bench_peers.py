@@ -70,8 +70,9 @@ def main() -> None:
         torch_note = f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch_note = ""
-    print(f"jax {jax.__version__}, {jax.default_backend()}, {platform.machine()}, "
-          f"{os.cpu_count()} cores{torch_note}; median of {args.rounds} interleaved rounds\n")  # fmt: skip
+    machine = f"{jax.default_backend()}, {platform.machine()}, {os.cpu_count()} cores"
+    print(f"jax {jax.__version__}, {machine}{torch_note}; medians of {args.rounds} rounds")
+    print()
     rows, labels = [], []
     for i, (w, steps) in enumerate(WORKLOADS, 1):
         if args.only is not None and str(i) not in args.only:
