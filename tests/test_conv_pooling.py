@@ -216,3 +216,52 @@ def test_small_cnn_shapes_and_grads(key):
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, padding, dilation, channels",
+    [((3, 3), (1, 1), "SAME", (1, 1), 3), ((3, 3), (2, 2), "SAME", (1, 1), 2),
+     ((2, 3), (1, 2), "VALID", (2, 1), 4), ((3, 3), (2, 1), ((1, 1), (2, 2)), (1, 2), 1),
+     ((1, 1), (1, 1), "VALID", (1, 1), 5), ((5, 5), (3, 3), "SAME", (1, 1), 2)],
+)  # fmt: skip
+def test_conv_by_patches_equals_xla_convolution_with_gradients(
+    kernel, strides, padding, dilation, channels
+):
+    """The CPU formulation of Conv2D (patches and one matmul) against XLA's convolution, in
+    value and in both gradients."""
+    from fnnet.nn.conv import _by_patches, _by_xla
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 11, channels))
+    w = jax.random.normal(jax.random.key(1), (*kernel, channels, 6))
+    args = (strides, padding, dilation)
+    expected, got = _by_xla(x, w, *args), _by_patches(x, w, *args)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(jax.random.key(2), expected.shape)
+    grads = [jax.grad(lambda x, w, f=f: jnp.sum(f(x, w, *args) * cotangent), (0, 1))(x, w)
+             for f in (_by_xla, _by_patches)]  # fmt: skip
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window, shape", [((2, 2), (2, 8, 8, 3)), ((2, 3), (2, 7, 9, 2)),
+                                           ((3, 3), (1, 6, 7, 1))])  # fmt: skip
+def test_tiled_max_pool_equals_reduce_window_with_ties_and_nan(window, shape):
+    """The CPU formulation of MaxPool2D for non-overlapping windows: the same values and the
+    same gradient (to the first maximum of a window, in row-major order), ties and NaN
+    included."""
+    from fnnet.nn.pooling import _max_of_tiles
+
+    x = jnp.round(2 * jax.random.normal(jax.random.key(0), shape)) / 2  # many ties
+    x = x.at[0, 0, 0, 0].set(jnp.nan)
+
+    def reference(x):
+        dims = (1, *window, 1)
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, dims, "VALID")
+
+    np.testing.assert_array_equal(_max_of_tiles(x, window), reference(x))
+    cotangent = jax.random.normal(jax.random.key(1), reference(x).shape)
+    finite = jnp.nan_to_num(x, nan=-3.0)  # gradients with ties (NaN's gradient aside)
+    grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * cotangent))(finite)
+             for f in (reference, lambda x: _max_of_tiles(x, window))]  # fmt: skip
+    np.testing.assert_array_equal(grads[1], grads[0])

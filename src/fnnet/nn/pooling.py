@@ -62,9 +62,29 @@ def MaxPool2D(
     """
 
     def reduce(inputs, dims, steps, pads):
+        tiled = pads == "VALID" and dims == steps  # non-overlapping windows, no padding
+        if tiled and jax.default_backend() == "cpu":
+            return _max_of_tiles(inputs, dims[1:3])
         return jax.lax.reduce_window(inputs, -jnp.inf, jax.lax.max, dims, steps, pads)
 
     return _pool("MaxPool2D", window, strides, padding, reduce)
+
+
+def _max_of_tiles(inputs, window: tuple[int, int]):
+    """`reduce_window` max over non-overlapping windows (rows and columns past the last full
+    window dropped, as VALID), by a reshape: same values, and the same gradient, which goes
+    to the first maximum of each window in row-major order (as XLA's and PyTorch's). Its
+    backward pass avoids XLA:CPU's `select_and_scatter`, which is slow inside `lax.scan`."""
+    (wh, ww), (batch, height, width, channels) = window, inputs.shape
+    out_h, out_w = height // wh, width // ww
+    tiles = inputs[:, : out_h * wh, : out_w * ww].reshape(batch, out_h, wh, out_w, ww, channels)
+    tiles = jnp.swapaxes(tiles, 2, 3).reshape(batch, out_h, out_w, wh * ww, channels)
+    maximum = jnp.max(tiles, axis=3)
+    hit = jax.lax.stop_gradient(tiles == maximum[:, :, :, None])
+    first = hit & (jnp.cumsum(hit, axis=3) == 1)
+    picked = jnp.sum(jnp.where(first, tiles, 0), axis=3)  # carries the gradient
+    # the value is the maximum (NaN-propagating); the gradient that of `picked`
+    return jax.lax.stop_gradient(maximum) + (picked - jax.lax.stop_gradient(picked))
 
 
 def AvgPool2D(

@@ -1,11 +1,12 @@
 """How `fit` runs an epoch: one compiled scan, or one jitted step per mini-batch (private).
 
-Measured on XLA:CPU (benchmarks/bench_dispatch.py), a training step containing a convolution
-runs 7 to 18 times slower inside `lax.scan` than dispatched step by step, and fully unrolled
-still 1.3 to 1.5 times slower; models without convolutions (dense, recurrent, attention) run
-1.3 to 1.6 times faster inside the scan than step by step. So on CPU a step that convolves is
-dispatched step by step and everything else runs as one scan per epoch. Other backends were
-not measured here and always get the scan.
+Measured on XLA:CPU (benchmarks/bench_dispatch.py), a training step containing XLA's
+convolution (`conv_general_dilated`) runs 7 to 18 times slower inside `lax.scan` than
+dispatched step by step, and fully unrolled still 1.3 to 1.5 times slower; models without it
+(dense, recurrent, attention, and fnnet's Conv2D, which on CPU is patches and a matmul) run
+1.3 to 1.6 times faster inside the scan than step by step. So on CPU a step holding XLA's
+convolution (a layer of one's own) is dispatched step by step and everything else runs as one
+scan per epoch. Other backends were not measured here and always get the scan.
 """
 
 from __future__ import annotations

@@ -206,8 +206,9 @@ def fit(
         on a terminal, long epochs also show their progress in place.
       dispatch: "scan" runs each epoch as one compiled `lax.scan`; "step" dispatches one
         jitted step per update from Python (same results); "auto" (default) picks "step"
-        on CPU when the step contains a convolution, which XLA:CPU runs up to 18x slower
-        inside a loop, and "scan" otherwise (see benchmarks/bench_dispatch.py).
+        on CPU when the step holds XLA's own convolution (a layer of one's own calling
+        `lax.conv_general_dilated`; fnnet's Conv2D is patches and a matmul there), which
+        XLA:CPU runs up to 18x slower inside a loop, and "scan" otherwise.
     Returns:
       FitResult ``(state, history)``; history maps "loss" (the mean training loss of the
       epoch's updates), each metric name, "val_loss", "val_<metric>", "lr" (the learning rate
