@@ -41,19 +41,19 @@ _MULTIPLIERS = (0x7FEB352D, 0x846CA68B)
 _INVERSES = tuple(pow(m, -1, 1 << 32) for m in _MULTIPLIERS)
 
 
-def _mix(x, xp):
+def _mix(x: Array) -> Array:
     x = x ^ (x >> 16)
-    x = x * xp.uint32(_MULTIPLIERS[0])
+    x = x * jnp.uint32(_MULTIPLIERS[0])
     x = x ^ (x >> 15)
-    x = x * xp.uint32(_MULTIPLIERS[1])
+    x = x * jnp.uint32(_MULTIPLIERS[1])
     return x ^ (x >> 16)
 
 
-def _unmix(x, xp):
+def _unmix(x: Array) -> Array:
     x = x ^ (x >> 16)
-    x = x * xp.uint32(_INVERSES[1])
+    x = x * jnp.uint32(_INVERSES[1])
     x = x ^ (x >> 15) ^ (x >> 30)
-    x = x * xp.uint32(_INVERSES[0])
+    x = x * jnp.uint32(_INVERSES[0])
     return x ^ (x >> 16)
 
 
@@ -70,8 +70,8 @@ def permutation(key: PRNGKey, n: int) -> Array:
     if n > 1 << 31:
         raise ValueError(f"train epoch: at most 2^31 samples can be shuffled, got {n}.")
     a, b = jax.random.bits(key, (2,), jnp.uint32)
-    keys = _mix(_mix(jnp.arange(n, dtype=jnp.uint32) ^ a, jnp) + b, jnp)
-    return (_unmix(_unmix(jax.lax.sort(keys), jnp) - b, jnp) ^ a).astype(jnp.int32)
+    keys = _mix(_mix(jnp.arange(n, dtype=jnp.uint32) ^ a) + b)
+    return (_unmix(_unmix(jax.lax.sort(keys)) - b) ^ a).astype(jnp.int32)
 
 
 def shuffle_indices(state: TrainState, num_samples: int, *, batch_size: int) -> Array:
