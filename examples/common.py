@@ -7,7 +7,8 @@ from fnnet import losses, train
 PRECISIONS = ("float32", "highest", "bfloat16")
 
 
-def test_scores(model, state, test_data, precision: str = "float32") -> dict[str, float]:
+def test_scores(model, state, test_data, precision: str = "float32",
+                transform=None) -> dict[str, float]:  # fmt: skip
     """A classifier's loss, accuracy and macro precision, recall and F1 on the test set."""
     return train.evaluate(
         model,
@@ -16,14 +17,15 @@ def test_scores(model, state, test_data, precision: str = "float32") -> dict[str
         loss_fn=losses.softmax_cross_entropy,
         metrics=("accuracy", "precision", "recall", "f1"),
         precision=precision,
+        transform=transform,
     )
 
 
 def print_test_scores(
-    model, state, test_data, heading: str, precision: str = "float32"
+    model, state, test_data, heading: str, precision: str = "float32", transform=None
 ) -> dict[str, float]:
     """Evaluates a classifier on the test set and prints its loss, accuracy, P, R and F1."""
-    scores = test_scores(model, state, test_data, precision)
+    scores = test_scores(model, state, test_data, precision, transform)
     print(heading)
     print("  " + "  ".join(f"{name} {value:.4f}" for name, value in scores.items()))
     return scores

@@ -36,13 +36,13 @@ def data(input_shape):
     return x, (np.arange(96) % 3).astype(np.int32)
 
 
-def run(name, mesh):
+def run(name, mesh, **overrides):
     make, input_shape = MODELS[name]
     x, y = data(input_shape)
     result = train.fit(
         make(), losses.softmax_cross_entropy, optim.adam(1e-2), (x, y), epochs=3,
         batch_size=16, key=jax.random.key(0), validation_data=(x[:50], y[:50]),
-        metrics=("accuracy",), mesh=mesh, verbose=False,
+        metrics=("accuracy",), mesh=mesh, verbose=False, **overrides,
     )  # fmt: skip
     return result
 
@@ -75,6 +75,9 @@ def main():
         x = data((6,))[0]
         state = run("mlp", None).state
         model = MODELS["mlp"][0]()
+        streamed = run("mlp", mesh, data_placement="host", steps_per_execution=2)
+        for i, leaf in enumerate(jax.tree.leaves(jax.device_get(streamed.state.params))):
+            out[f"streamed/mesh/param{i}"] = np.asarray(leaf)
         out["predict/one"] = np.asarray(train.predict(model, state, x[:50], batch_size=20))
         out["predict/mesh"] = np.asarray(
             train.predict(model, state, x[:50], batch_size=20, mesh=mesh)

@@ -77,6 +77,11 @@ def test_an_ensemble_on_a_mesh_keeps_its_members_spread_over_the_devices(eight):
     assert "spec=P('data',)" in spec, spec
 
 
+def test_host_arrays_streamed_in_chunks_onto_a_mesh_give_the_params_of_one_device(eight):
+    for a, b in zip(params(eight, "mlp", "one"), params(eight, "streamed", "mesh"), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_with_a_mesh_pads_and_gives_the_same_outputs(eight):
     np.testing.assert_allclose(eight["predict/mesh"], eight["predict/one"], rtol=1e-6, atol=1e-6)
     assert eight["predict/mesh"].shape == (50, 3)

@@ -93,3 +93,15 @@ def test_bfloat16_snippet_trains_float32_master_weights():
     assert {leaf.dtype for leaf in jax.tree.leaves(namespace["result"].state.params)} == {
         jnp.dtype(jnp.float32)
     }
+
+
+def test_memory_mapped_mnist_block_trains_on_idx_files(tmp_path, monkeypatch):
+    from test_dataset_files import mnist_like
+
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    mnist_like(tmp_path / "data" / "mnist", n=256)
+    monkeypatch.chdir(tmp_path)
+    block = next(b for b in python_blocks() if "datasets.load_mnist" in b)
+    namespace, printed = run(block)
+    assert "streamed from the host" in printed
+    assert int(namespace["result"].state.step) == 5 * 2

@@ -93,7 +93,7 @@ def _check_range(where: str, labels: Array, num_classes: int) -> None:
     _checks.ids_in_range(where, "labels", labels, num_classes, f" for num_classes={num_classes}")
 
 
-def _counts(y_true: Array, y_pred: Array, num_classes: int) -> Array:
+def confusion_counts(y_true: Array, y_pred: Array, num_classes: int) -> Array:
     """``(classes, classes)`` int32 counts, rows true, columns predicted; out-of-range dropped."""
     valid = (y_true >= 0) & (y_true < num_classes) & (y_pred >= 0) & (y_pred < num_classes)
     cells = jnp.where(valid, y_true * num_classes + y_pred, num_classes * num_classes)
@@ -117,7 +117,7 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, *, num_classes: int) 
     y_true, y_pred = _as_labels("confusion_matrix", y_true, y_pred)
     _check_range("confusion_matrix", y_true, num_classes)
     _check_range("confusion_matrix", y_pred, num_classes)
-    return _counts(y_true, y_pred, num_classes)
+    return confusion_counts(y_true, y_pred, num_classes)
 
 
 def _divide(numerator: Array, denominator: Array) -> Array:
@@ -183,11 +183,29 @@ def _per_class(
         _check_range(where, y_true, num_classes)
         _check_range(where, y_pred, num_classes)
         pos_index = pos_label if average == "binary" else None
-    counts = _counts(y_true, y_pred, num_classes)
+    counts = confusion_counts(y_true, y_pred, num_classes)
     tp = jnp.diag(counts)
     fp = counts.sum(axis=0) - tp
     fn = counts.sum(axis=1) - tp
     return tp, fp, fn, tp + fn, pos_index
+
+
+# (numerator, denominator) of each per-class ratio, from true / false positives and negatives
+RATIOS = {
+    "precision": (lambda tp, fp, fn: tp, lambda tp, fp, fn: tp + fp),
+    "recall": (lambda tp, fp, fn: tp, lambda tp, fp, fn: tp + fn),
+    "f1": (lambda tp, fp, fn: 2 * tp, lambda tp, fp, fn: 2 * tp + fp + fn),
+}
+
+
+def macro_from_counts(counts: Array, ratio: str) -> Array:
+    """The macro average over every class of `ratio` ("precision", "recall", "f1") from a
+    confusion matrix ``(classes, classes)`` (rows true, columns predicted), as `precision`
+    etc. with ``num_classes`` and ``average="macro"``."""
+    numerator, denominator = RATIOS[ratio]
+    tp = jnp.diag(counts)
+    fp, fn = counts.sum(axis=0) - tp, counts.sum(axis=1) - tp
+    return jnp.mean(_divide(numerator(tp, fp, fn), denominator(tp, fp, fn)))
 
 
 def _score(where: str, numerator, denominator, y_true, y_pred, num_classes, average, pos_label):
@@ -234,8 +252,7 @@ def precision(
     """
     return _score(
         "precision",
-        lambda tp, fp, fn: tp,
-        lambda tp, fp, fn: tp + fp,
+        *RATIOS["precision"],
         y_true,
         y_pred,
         num_classes,
@@ -258,8 +275,7 @@ def recall(
     """
     return _score(
         "recall",
-        lambda tp, fp, fn: tp,
-        lambda tp, fp, fn: tp + fn,
+        *RATIOS["recall"],
         y_true,
         y_pred,
         num_classes,
@@ -283,8 +299,7 @@ def f1_score(
     """
     return _score(
         "f1_score",
-        lambda tp, fp, fn: 2 * tp,
-        lambda tp, fp, fn: 2 * tp + fp + fn,
+        *RATIOS["f1"],
         y_true,
         y_pred,
         num_classes,

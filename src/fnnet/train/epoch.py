@@ -99,8 +99,10 @@ class EpochRunner(NamedTuple):
     epoch: ``(state, inputs, targets) -> (state, losses)``, the whole epoch.
     indices: ``(state, num_samples) -> (updates, accumulate_steps, batch_size)`` sample ids.
     chunk: ``(state, inputs, targets, indices, commit) -> (state, losses, commit)``: the updates
-      of `indices`, one jitted (and traceable: `fit_ensemble` vmaps it) program with the
-      guard in every step; `commit` False means a non-finite step came earlier in the epoch.
+      of `indices` (None: `inputs` and `targets` are the updates' stacked batches, ``(updates,
+      accumulate_steps, batch_size, ...)``, as streamed data comes), one jitted (and
+      traceable: `fit_ensemble` vmaps it) program with the guard in every step; `commit`
+      False means a non-finite step came earlier in the epoch.
     updates: the same as `chunk`, run from Python: without the per-step guard while every
       step is finite, the guarded `chunk` otherwise (see `_optimistic`).
     """
@@ -151,15 +153,22 @@ def epoch_runner(
     if dispatch == "scan":
 
         def scan_updates(state, inputs, targets, rows, commit, step=guarded):
+            # rows None: inputs and targets are stacked batches (updates, k, batch, ...).
             # Small data: the batches of every update gathered at once (one gather, not two
             # per step: 6% of a small MLP's step on XLA:CPU), then scanned over.
-            at_once = mesh is None and _gathered_bytes(inputs, targets, rows) <= _GATHER_AT_ONCE
-            items = (inputs[rows], targets[rows]) if at_once else rows
+            stacked = rows is None
+            at_once = stacked or (
+                mesh is None and _gathered_bytes(inputs, targets, rows) <= _GATHER_AT_ONCE
+            )
+            items = (
+                (inputs, targets) if stacked else (inputs[rows], targets[rows]) if at_once else rows
+            )
 
             def body(carry, item):
                 state, commit = carry
                 if at_once:
-                    state, loss, commit = step(state, lambda i: (item[0][i], item[1][i]), commit)
+                    batch_at = lambda i: sharding.split_batch(mesh, (item[0][i], item[1][i]))  # noqa: E731
+                    state, loss, commit = step(state, batch_at, commit)
                 else:
                     state, loss, commit = one_update(state, inputs, targets, item, commit, step)
                 return (state, commit), loss
@@ -192,8 +201,18 @@ def epoch_runner(
 
     step = rejecting_donated("train epoch", jax.jit(one_update, donate_argnums=0))
 
+    def one_stacked_update(state, inputs, targets, commit):  # (k, batch, ...) each
+        return guarded(state, lambda i: sharding.split_batch(mesh, (inputs[i], targets[i])), commit)
+
+    stacked_step = rejecting_donated("train epoch", jax.jit(one_stacked_update, donate_argnums=0))
+
     def stepwise(state, inputs, targets, rows, commit):
         losses = []
+        if rows is None:  # stacked batches
+            for x, y in zip(inputs, targets, strict=True):
+                state, loss, commit = stacked_step(state, x, y, commit)
+                losses.append(loss)
+            return state, jnp.stack(losses), commit
         for update_rows in np.asarray(rows):
             state, loss, commit = step(state, inputs, targets, update_rows, commit)
             losses.append(loss)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,12 +12,26 @@ import numpy as np
 from jax.sharding import Mesh
 
 from fnnet import _checks, metrics
+from fnnet.data.prefetch import check_prefetch
+from fnnet.data.prefetch import prefetch as prefetch_items
+from fnnet.data.sources import Stream
 from fnnet.nn import Layer
 from fnnet.train import sharding
-from fnnet.train.inputs import check_inputs, check_model_fits_data, prepare_data
+from fnnet.train.inputs import (
+    SampleLimits,
+    check_inputs,
+    check_model_fits_data,
+    check_transform,
+    first_bad_sample,
+    prepare_data,
+    problem_text,
+    sample_limits,
+    with_transform,
+)
+from fnnet.train.placement import is_arrays, resolve
 from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.state import TrainState, check_model, check_not_donated
-from fnnet.typing import Array, ArrayLike
+from fnnet.typing import Array
 
 Metric = str | Callable[[Array, Array], Array]
 
@@ -50,23 +64,30 @@ def class_labels(outputs: Array, targets: Array) -> tuple[Array, Array, int]:
     )
 
 
-def _named(function: Callable[..., Array], **kwargs: Any) -> Callable[[Array, Array], Array]:
-    def metric(outputs: Array, targets: Array) -> Array:
-        y_true, y_pred, num_classes = class_labels(outputs, targets)
-        return function(y_true, y_pred, num_classes=num_classes, **kwargs)
+def _class_counts(outputs: Array, targets: Array) -> Array:
+    """The confusion matrix ``(classes, classes)`` of a classifier's outputs and targets."""
+    y_true, y_pred, num_classes = class_labels(outputs, targets)
+    return metrics.confusion_counts(y_true, y_pred, num_classes)
 
+
+def _from_counts(name: str, counts: Array) -> Array:
+    """A named metric from a confusion matrix: accuracy, or a macro average over the
+    classes."""
+    if name == "accuracy":
+        return (jnp.trace(counts) / jnp.maximum(jnp.sum(counts), 1)).astype(jnp.float32)
+    return metrics.macro_from_counts(counts, name)
+
+
+def _named(name: str) -> Callable[[Array, Array], Array]:
+    def metric(outputs: Array, targets: Array) -> Array:
+        return _from_counts(name, _class_counts(outputs, targets))
+
+    metric.__name__ = name
     return metric
 
 
-def _accuracy(y_true, y_pred, num_classes):
-    return metrics.accuracy(y_true, y_pred)
-
-
 NAMED_METRICS: dict[str, Callable[[Array, Array], Array]] = {
-    "accuracy": _named(_accuracy),
-    "precision": _named(metrics.precision, average="macro"),
-    "recall": _named(metrics.recall, average="macro"),
-    "f1": _named(metrics.f1_score, average="macro"),
+    name: _named(name) for name in ("accuracy", "precision", "recall", "f1")
 }
 
 
@@ -96,34 +117,193 @@ def resolve_metrics(where: str, items: Sequence[Metric]) -> tuple[tuple[str, Cal
     return tuple(resolved)
 
 
+EVAL_BATCH_SIZE = 1024  # samples per forward pass of `evaluate` and `predict` by default
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _forward(model: Layer, params, model_state, inputs: Array) -> Array:
     return model.apply(params, model_state, inputs, train=False)[0]
 
 
+class _Batches(NamedTuple):
+    """Evaluation batches on the device: ``(inputs, targets, checks)`` per batch, where
+    `targets` is None for `predict` and `checks` a ``(position, problem, origin)`` of the
+    per-batch device check of streamed data (None for data checked up front)."""
+
+    items: Iterator[tuple[Array, Array | None, Any]]
+    limits: SampleLimits | None
+
+
+def _padded(mesh: Mesh | None, inputs: Array) -> Array:
+    """`inputs` padded with zeros to a multiple of the mesh's "data" devices and split over
+    them (unchanged without a mesh)."""
+    if mesh is None:
+        return inputs
+    pad = -inputs.shape[0] % sharding.data_devices(mesh)
+    if pad:
+        inputs = jnp.concatenate([inputs, jnp.zeros((pad, *inputs.shape[1:]), inputs.dtype)])
+    return sharding.shard_rows(mesh, inputs)
+
+
+def _batch_size(where: str, batch_size: Any) -> int:
+    if batch_size is None:
+        return EVAL_BATCH_SIZE
+    return _checks.positive_int(where, "batch_size", batch_size)
+
+
+def _array_batches(inputs, targets, batch_size: int, on_host: bool, limits, prefetch: int):
+    """Slices of arrays; host arrays are put on the device a few batches ahead and checked
+    there per batch (device arrays were checked up front)."""
+    n = inputs.shape[0]
+
+    def sliced(start: int):
+        part = (inputs[start : start + batch_size],
+                None if targets is None else targets[start : start + batch_size])  # fmt: skip
+        if not on_host:
+            return (*part, None)
+        part = jax.device_put(tuple(np.asarray(x) for x in part if x is not None))
+        ys = part[1] if len(part) > 1 else jnp.zeros((len(part[0]),), jnp.int8)
+        check = first_bad_sample(part[0], ys, limits, 1)
+        return (
+            part[0],
+            part[1] if len(part) > 1 else None,
+            (*check, lambda p, s=start: f"sample {s + p}"),
+        )
+
+    return prefetch_items(range(0, n, batch_size), sliced, prefetch if on_host else 0)
+
+
+def _stream_batches(stream: Stream, epoch: int, limits, prefetch: int, with_targets: bool):
+    def put(numbered):
+        number, (inputs, targets) = numbered
+        inputs, targets = jax.device_put((inputs, targets))
+        check = first_bad_sample(inputs, targets, limits, 1)
+        return (
+            inputs,
+            targets if with_targets else None,
+            (*check, lambda p, b=number: f"batch {b}, row {p}"),
+        )
+
+    return prefetch_items(enumerate(stream.batches(epoch)), put, prefetch)
+
+
+def _raise_for_bad(where: str, name: str, checks: list, limits: SampleLimits) -> None:
+    """Raises for the first batch whose device check found a bad sample."""
+    found = jax.device_get([(position, problem) for position, problem, _ in checks])
+    for (position, problem), (_, _, origin) in zip(found, checks, strict=True):
+        if position >= 0:
+            raise ValueError(
+                f"{where}: `{name}` holds {problem_text(int(problem), limits)} at "
+                f"{origin(int(position))}; remove or fix that sample."
+            )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _batch_totals(model, loss_fn, metric_items, params, model_state, inputs, targets):
+    """Sums over one batch: the loss and each callable metric times the batch's size, and the
+    confusion matrix of the named metrics."""
+    outputs = model.apply(params, model_state, inputs, train=False)[0][: targets.shape[0]]
+    n = targets.shape[0]
+    totals = {}
+    if loss_fn is not None:
+        totals["loss"] = loss_fn(outputs, targets).astype(jnp.float32) * n
+    for name, fn in metric_items:
+        if NAMED_METRICS.get(name) is fn:
+            totals.setdefault(" counts", _class_counts(outputs, targets))
+        else:
+            totals[name] = jnp.asarray(fn(outputs, targets), jnp.float32) * n
+    return totals
+
+
+def streamed_scores(
+    where: str,
+    name: str,
+    model: Layer,
+    state: TrainState,
+    loss_fn,
+    metric_items,
+    source: _Batches,
+    mesh: Mesh | None = None,
+) -> dict[str, float]:
+    """The loss (if `loss_fn`) and metrics over every batch of `source`: the loss and
+    callable metrics as means weighted by batch size, the named ones from the summed
+    confusion matrix, so they equal the all-at-once values."""
+    totals, count, checks = None, 0, []
+    for inputs, targets, check in source.items:
+        batch = _batch_totals(model, loss_fn, metric_items, state.params, state.model_state,
+                              _padded(mesh, inputs), targets)  # fmt: skip
+        totals = batch if totals is None else jax.tree.map(jnp.add, totals, batch)
+        count += targets.shape[0]
+        if check is not None:
+            checks.append(check)
+    if checks:
+        _raise_for_bad(where, name, checks, source.limits)
+    if totals is None:
+        raise ValueError(f"{where}: `{name}` holds no samples.")
+    totals = jax.device_get(totals)
+    row = {"loss": float(totals["loss"]) / count} if loss_fn is not None else {}
+    for metric, fn in metric_items:
+        row[metric] = (
+            float(_from_counts(metric, totals[" counts"]))
+            if NAMED_METRICS.get(metric) is fn
+            else float(totals[metric]) / count
+        )
+    return row
+
+
+def evaluation_source(where: str, name: str, data: Any, model: Layer, state: TrainState, *,
+                      loss_fn=None, batch_size: int, prefetch: int = 2,
+                      epoch: int = 1) -> _Batches:  # fmt: skip
+    """The batches of `data` (arrays, or a stream of ``(inputs, targets)`` batches) for
+    `streamed_scores`, after the checks that can run before any batch: device arrays are
+    checked whole where they live, host arrays and streams batch by batch on the device."""
+    if not is_arrays(data):
+        stream = data if isinstance(data, Stream) else Stream(where, name, data)
+        inputs, targets = stream.first_batch(epoch)
+        check_model_fits_data(where, model, state, loss_fn, {name: (inputs, targets)}, False)
+        limits = sample_limits(model, state, inputs, targets)
+        return _Batches(_stream_batches(stream, epoch, limits, prefetch, True), limits)
+    inputs, targets = _checks.data_pair(where, name, data)
+    if resolve(where, name, (inputs, targets), "auto") == "host":
+        inputs, targets = (_checks.real_array(where, f"`{name}` {part}", x)
+                           for part, x in (("inputs", inputs), ("targets", targets)))  # fmt: skip
+        check_model_fits_data(where, model, state, loss_fn, {name: (inputs, targets)}, False)
+        limits = sample_limits(model, state, inputs, targets)
+        return _Batches(_array_batches(inputs, targets, batch_size, True, limits, prefetch), limits)
+    inputs, targets = prepare_data(where, name, (inputs, targets), model)
+    check_model_fits_data(where, model, state, loss_fn, {name: (inputs, targets)})
+    return _Batches(_array_batches(inputs, targets, batch_size, False, None, 0), None)
+
+
 def predict(
     model: Layer,
     state: TrainState,
-    inputs: ArrayLike,
+    inputs: Any,
     *,
     batch_size: int | None = None,
     mesh: Mesh | None = None,
     precision: str = "float32",
+    transform: Callable[[Array], Array] | None = None,
+    prefetch: int = 2,
 ) -> Array:
-    """The model's outputs (e.g. logits) in evaluation mode.
+    """The model's outputs (e.g. logits) in evaluation mode, computed batch by batch.
 
     Args:
       model: the network.
       state: a TrainState (its params and model state are used).
-      inputs: ``(n, ...)``.
-      batch_size: run in chunks of this many samples (the last one padded, so at most one
-        compilation); None runs all samples at once.
-      mesh: a `jax.sharding.Mesh` with an axis "data": the samples are split over its devices
+      inputs: ``(n, ...)`` (a JAX or NumPy array, a memmap, nested lists of numbers), or an
+        iterable of input batches (a generator, a list of arrays, a loader yielding arrays).
+      batch_size: samples per forward pass of array inputs (default `EVAL_BATCH_SIZE`, 1024;
+        the last batch may be smaller, one more compiled program); memory grows with it, the
+        outputs do not depend on it.
+      mesh: a `jax.sharding.Mesh` with an axis "data": each batch is split over its devices
         (padded to a multiple of their number), the state replicated on them.
       precision: "float32", "highest" or "bfloat16", as `fit`'s (bfloat16 outputs come back
         as float32).
+      transform: a function applied to each inputs batch on the device, as `fit`'s.
+      prefetch: host batches transferred ahead (0 for none), as `fit`'s.
     Returns:
-      ``(n, ...)`` outputs.
+      ``(n, ...)`` outputs on the device.
     Raises:
       ValueError: for a `batch_size` that is not a positive int, inputs holding NaN or inf,
         or token ids outside the model's Embedding (the checks `fit` runs on its data).
@@ -131,8 +311,51 @@ def predict(
     """
     model = _check_model_and_state("predict", model, state, precision)
     mesh = sharding.check_mesh("predict", mesh)
-    inputs = check_inputs("predict", "`inputs`", inputs, model)
-    return _predict("predict", model, state, inputs, batch_size, mesh)
+    batch_size, prefetch = _batch_size("predict", batch_size), check_prefetch("predict", prefetch)
+    if mesh is not None:
+        state = sharding.replicate(mesh, state)
+    if _is_input_stream(inputs):
+        stream = Stream("predict", "inputs", ((x, np.zeros(len(x), np.int8)) for x in inputs))
+        first = stream.first_batch(1)[0]
+        transform = check_transform("predict", transform, first)
+        model = with_transform(model, transform)
+        limits = sample_limits(model, state, first, np.zeros(2, np.int8))
+        source = _Batches(_stream_batches(stream, 1, limits, prefetch, False), limits)
+    else:
+        inputs = _checks.real_array("predict", "`inputs`", inputs)
+        transform = check_transform("predict", transform, inputs)
+        model = with_transform(model, transform)
+        on_host = (isinstance(inputs, np.ndarray)
+                   and resolve("predict", "inputs", (inputs,), "auto") == "host")  # fmt: skip
+        limits = sample_limits(model, state, inputs, np.zeros(2, np.int8)) if on_host else None
+        if not on_host:
+            inputs = check_inputs("predict", "`inputs`", inputs, model)
+        source = _Batches(
+            _array_batches(inputs, None, batch_size, on_host, limits, prefetch), limits
+        )
+    outputs, checks = [], []
+    for batch, _, check in source.items:
+        out = _forward(model, state.params, state.model_state, _padded(mesh, batch))
+        outputs.append(out[: batch.shape[0]])
+        if check is not None:
+            checks.append(check)
+    if checks:
+        _raise_for_bad("predict", "inputs", checks, source.limits)
+    return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs)
+
+
+def _is_input_stream(inputs: Any) -> bool:
+    """An iterable of input batches, not one array: not array-like, and (for a list) made of
+    arrays rather than numbers."""
+    if hasattr(inputs, "shape") or isinstance(inputs, str):
+        return False
+    if isinstance(inputs, list | tuple):
+        return bool(inputs) and hasattr(inputs[0], "shape") and np.ndim(inputs[0]) >= 1
+    try:
+        iter(inputs)
+    except TypeError:
+        return False
+    return True
 
 
 def _check_model_and_state(where: str, model: Any, state: Any, precision: Any) -> Layer:
@@ -149,25 +372,6 @@ def _check_model_and_state(where: str, model: Any, state: Any, precision: Any) -
     return compute_in(where, model, precision)
 
 
-def _predict(where: str, model: Layer, state: TrainState, inputs, batch_size, mesh=None) -> Array:
-    inputs = jnp.asarray(inputs)
-    if batch_size is not None:
-        batch_size = _checks.positive_int(where, "batch_size", batch_size)
-    n, devices = inputs.shape[0], sharding.data_devices(mesh)
-    chunk = n if batch_size is None or batch_size >= n else batch_size
-    chunk += -chunk % devices  # every chunk splits evenly over the mesh
-    padding = jnp.zeros((-n % chunk, *inputs.shape[1:]), inputs.dtype)
-    padded = jnp.concatenate([inputs, padding]) if len(padding) else inputs
-    if mesh is not None:
-        state = sharding.replicate(mesh, state)
-    outputs = []
-    for start in range(0, padded.shape[0], chunk):
-        rows = padded[start : start + chunk]
-        rows = rows if mesh is None else sharding.shard_rows(mesh, rows)
-        outputs.append(_forward(model, state.params, state.model_state, rows))
-    return (outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs))[:n]
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _scores(loss_fn, metric_items, outputs, targets) -> dict[str, Array]:
     scores = {"loss": loss_fn(outputs, targets)} if loss_fn is not None else {}
@@ -175,39 +379,40 @@ def _scores(loss_fn, metric_items, outputs, targets) -> dict[str, Array]:
     return scores
 
 
-def scores(loss_fn, metric_items, outputs: Array, targets: Array) -> dict[str, float]:
-    """The loss (if `loss_fn`) and metrics of the outputs, as Python floats."""
-    values = _scores(loss_fn, metric_items, outputs, targets)  # a dict with sorted keys
-    order = (["loss"] if loss_fn is not None else []) + [name for name, _ in metric_items]
-    return {name: float(values[name]) for name in order}
-
-
 def evaluate(
     model: Layer,
     state: TrainState,
-    data: tuple[ArrayLike, ArrayLike],
+    data: Any,
     *,
     loss_fn: Callable[[Array, Array], Array] | None = None,
     metrics: Sequence[Metric] = (),
     batch_size: int | None = None,
     mesh: Mesh | None = None,
     precision: str = "float32",
+    transform: Callable[[Array], Array] | None = None,
+    prefetch: int = 2,
 ) -> dict[str, float]:
-    """Loss and metrics of the model on `data` in evaluation mode.
+    """Loss and metrics of the model on `data` in evaluation mode, batch by batch.
 
-    The loss and metrics are computed on all outputs at once, so their values do not depend on
-    `batch_size` (which only bounds the memory of the forward pass).
+    The loss is the mean of the batches' losses weighted by their sizes, the named metrics
+    come from the confusion matrix summed over the batches, so both equal their values on all
+    samples at once (for a loss that is a mean over samples, to float rounding); a callable
+    metric is the batch-size-weighted mean of its batch values (exact for means over samples,
+    not for e.g. a median).
 
     Args:
       model: the network.
       state: a TrainState.
-      data: ``(inputs, targets)``.
+      data: ``(inputs, targets)`` arrays (JAX or NumPy, memmaps streamed from the host), or an
+        iterable of ``(inputs, targets)`` batches (a DataLoader, a list of pairs), read once.
       loss_fn: optional ``loss_fn(outputs, targets) -> scalar``.
       metrics: names ("accuracy", "precision", "recall", "f1": macro averages over the model's
         classes, from the argmax of its outputs) or callables ``(outputs, targets) -> scalar``.
-      batch_size: as `predict`.
-      mesh: as `predict`: the forward pass split over the mesh's "data" devices.
+      batch_size: samples per forward pass of arrays (default `EVAL_BATCH_SIZE`, 1024).
+      mesh: as `predict`: each batch split over the mesh's "data" devices.
       precision: as `predict`; the loss and metrics are computed in float32.
+      transform: a function applied to each inputs batch on the device, as `fit`'s.
+      prefetch: host batches transferred ahead (0 for none), as `fit`'s.
     Returns:
       ``{"loss": ..., <metric name>: ...}`` of Python floats.
     Raises:
@@ -222,10 +427,21 @@ def evaluate(
     model = _check_model_and_state("evaluate", model, state, precision)
     mesh = sharding.check_mesh("evaluate", mesh)
     metric_items = resolve_metrics("evaluate", metrics)
-    inputs, targets = prepare_data("evaluate", "data", data, model)
-    check_model_fits_data("evaluate", model, state, loss_fn, {"data": (inputs, targets)})
-    outputs = _predict("evaluate", model, state, inputs, batch_size, mesh)
-    return scores(loss_fn, metric_items, outputs, targets)
+    batch_size, prefetch = _batch_size("evaluate", batch_size), check_prefetch("evaluate", prefetch)
+    if transform is not None:
+        sample = stream_sample = data
+        if not is_arrays(data):
+            stream_sample = Stream("evaluate", "data", data)
+            sample = stream_sample.first_batch(1)
+            data = stream_sample
+        transform = check_transform("evaluate", transform, _checks.real_array(
+            "evaluate", "`data` inputs", sample[0]))  # fmt: skip
+        model = with_transform(model, transform)
+    if mesh is not None:
+        state = sharding.replicate(mesh, state)
+    source = evaluation_source("evaluate", "data", data, model, state, loss_fn=loss_fn,
+                               batch_size=batch_size, prefetch=prefetch)  # fmt: skip
+    return streamed_scores("evaluate", "data", model, state, loss_fn, metric_items, source, mesh)
 
 
 def history_keys(metric_items, validation: bool) -> list[str]:
@@ -240,19 +456,27 @@ def history_row(
     loss_fn,
     metric_items,
     step_losses: Array,
-    train_data: tuple[Array, Array],
-    validation_data: tuple[Array, Array] | None,
+    train_source: tuple[Array, Array] | Callable[[TrainState], _Batches] | None,
+    validation_source: tuple[Array, Array] | Callable[[TrainState], _Batches] | None,
     mesh: Mesh | None = None,
 ) -> dict[str, float]:
     """One epoch's scores: the mean training loss of its steps, the metrics on the training
-    data (in evaluation mode, if any are asked for) and loss and metrics on the validation
-    data."""
+    data (one evaluation-mode pass, if any are asked for) and loss and metrics on the
+    validation data. Each source is ``(inputs, targets)`` device arrays already checked (as
+    `prepare_data` returns them) or a function of the state making the pass's
+    batches (as `evaluation_source`)."""
+
+    def batches(source):  # device arrays: checked once by fit, sliced without checks
+        if isinstance(source, tuple):
+            return _Batches(_array_batches(*source, EVAL_BATCH_SIZE, False, None, 0), None)
+        return source(state)
+
     row = {"loss": float(np.mean(step_losses))}
-    if metric_items:
-        outputs = _predict("fit", model, state, train_data[0], None, mesh)
-        row.update(scores(None, metric_items, outputs, train_data[1]))
-    if validation_data is not None:
-        outputs = _predict("fit", model, state, validation_data[0], None, mesh)
-        validation = scores(loss_fn, metric_items, outputs, validation_data[1])
+    if metric_items and train_source is not None:
+        row.update(streamed_scores("fit", "train_data", model, state, None, metric_items,
+                                   batches(train_source), mesh))  # fmt: skip
+    if validation_source is not None:
+        validation = streamed_scores("fit", "validation_data", model, state, loss_fn,
+                                     metric_items, batches(validation_source), mesh)  # fmt: skip
         row.update({f"val_{name}": value for name, value in validation.items()})
     return row

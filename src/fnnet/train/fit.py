@@ -8,25 +8,48 @@ Every piece it calls is usable in a loop of one's own: `inputs.prepare_data`,
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
 from fnnet import _checks
+from fnnet.data.prefetch import check_prefetch
+from fnnet.data.sources import Chunk
 from fnnet.nn import Layer
 from fnnet.nn.summary import totals_line
 from fnnet.optim import Optimizer
 from fnnet.optim._base import current_learning_rate
 from fnnet.train import _dispatch, sharding
 from fnnet.train.callbacks import Callback, EarlyStopping, check_callbacks, check_monitors
-from fnnet.train.checkpointing import Checkpoint, resume, save_due, split_checkpoints
-from fnnet.train.epoch import epoch_runner, run_epoch, update_indices
-from fnnet.train.evaluation import Metric, history_keys, history_row, resolve_metrics
-from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.checkpointing import (
+    Checkpoint,
+    Partial,
+    encodable,
+    every_steps,
+    next_epoch,
+    resume,
+    save_due,
+    save_in_epoch,
+    split_checkpoints,
+)
+from fnnet.train.epoch import EpochRunner, epoch_runner, update_indices
+from fnnet.train.evaluation import (
+    EVAL_BATCH_SIZE,
+    Metric,
+    evaluation_source,
+    history_keys,
+    history_row,
+    resolve_metrics,
+)
+from fnnet.train.feed import DEFAULT_STEPS_PER_EXECUTION, TrainingData
+from fnnet.train.inputs import check_transform, prepare_data, with_transform
+from fnnet.train.placement import is_arrays
 from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, check_state, init_state
@@ -66,6 +89,7 @@ def _raise_if_not_finite(
     epoch: int,
     result: FitResult,
     locate: Callable[[int], tuple[str, str] | None],
+    total: int | None = None,
 ) -> None:
     """Raises NonFiniteLossError at the first NaN loss; ``locate(update)`` recomputes that
     update from the last good state and names where it stops being finite."""
@@ -77,10 +101,10 @@ def _raise_if_not_finite(
     path = found[1] if found else None
     where = f" (first in the {found[0]} at {path})" if found else " (its loss)"
     raise NonFiniteLossError(
-        f"fit: the training step stopped being finite at epoch {epoch}, step {bad + 1} of "
-        f"{losses.size}{where}; training stopped and the last finite state (step "
-        f"{int(result.state.step)}) is kept in this error's `.result`. Lower the learning rate, "
-        "clip gradients with `optim.clip_by_global_norm`, or check the data.",
+        f"fit: the training step stopped being finite at epoch {epoch}, step {bad + 1}"
+        f"{'' if total is None else f' of {total}'}{where}; training stopped and the last "
+        f"finite state (step {int(result.state.step)}) is kept in this error's `.result`. Lower "
+        "the learning rate, clip gradients with `optim.clip_by_global_norm`, or check the data.",
         epoch=epoch,
         step=bad + 1,
         path=path,
@@ -143,10 +167,10 @@ def fit(
     model: Layer,
     loss_fn: Callable[[Any, Array], Array],
     optimizer: Optimizer,
-    train_data: tuple[Any, Any],
+    train_data: Any,
     *,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None = None,
     key: PRNGKey | None = None,
     validation_data: tuple[Any, Any] | None = None,
     metrics: Sequence[Metric] = (),
@@ -159,6 +183,10 @@ def fit(
     precision: str = "float32",
     verbose: bool = True,
     dispatch: str = "auto",
+    data_placement: str = "auto",
+    steps_per_execution: int | None = None,
+    prefetch: int = 2,
+    transform: Callable[[Array], Array] | None = None,
 ) -> FitResult:
     """Trains `model` with mini-batch gradient descent, one compiled program per epoch.
 
@@ -172,9 +200,19 @@ def fit(
       model: the network, e.g. ``nn.MLP((128,), 10)``.
       loss_fn: ``loss_fn(outputs, targets) -> scalar``, e.g. ``losses.softmax_cross_entropy``.
       optimizer: e.g. ``optim.adam(1e-3)``.
-      train_data: ``(inputs, targets)`` with a shared first axis.
+      train_data: one of three kinds. A tuple ``(inputs, targets)`` of arrays with a shared
+        first axis (JAX or NumPy arrays, `np.memmap`, `np.load(path, mmap_mode="r")`), kept
+        on the device or streamed from the host (`data_placement`). Or a user's stream of
+        ``(inputs, targets)`` batches: a re-iterable (a PyTorch or grain `DataLoader`, a list
+        of pairs) iterated once per epoch, or a callable ``epoch -> iterable`` called once per
+        epoch (epoch from 1, as the history counts it). Batches are read with `np.asarray`;
+        all share their shapes and dtypes, only the last may be smaller (it then trains as an
+        update of its own, one more compiled program; with `accumulate_steps` > 1 the batches
+        after the last full group are skipped). Training metrics iterate a stream once more
+        after each epoch (a callable's iterable again: it must be re-iterable then).
       epochs: the most epochs to run.
-      batch_size: samples per mini-batch; the last partial batch of an epoch is skipped.
+      batch_size: samples per mini-batch of arrays; the last partial batch of an epoch is
+        skipped. For a stream it is the stream's own (None, or the same number).
       key: seeds the initial params, the shuffles and dropout: the same key gives the same
         run. May be None with `initial_state`, whose own key goes on.
       validation_data: optional ``(inputs, targets)`` scored after every epoch.
@@ -209,6 +247,19 @@ def fit(
         on CPU when the step holds XLA's own convolution (a layer of one's own calling
         `lax.conv_general_dilated`; fnnet's Conv2D is patches and a matmul there), which
         XLA:CPU runs up to 18x slower inside a loop, and "scan" otherwise.
+      data_placement: for arrays, "device" (moved onto the device once: the fastest), "host"
+        (left where they are and streamed: each chunk's batches gathered on the host in the
+        order the device path uses, so the same key gives the same params) or "auto"
+        (default: "host" for a memmap and for arrays over half the device's free memory,
+        see `placement.DEVICE_SHARE`; else "device"). A stream is always streamed.
+      steps_per_execution: updates per compiled chunk of streamed data (default 16); for
+        device arrays, None runs each epoch as one program. Chunks never change the results.
+      prefetch: streamed chunks put on the device ahead by a background thread (default 2;
+        0 reads, transfers and computes in turn). Device memory holds the state and at most
+        ``prefetch + 2`` chunks.
+      transform: a pure function of an inputs batch traced into the step and the evaluation
+        (e.g. ``lambda x: x / 255.0``): uint8 images cross to the device at a quarter of
+        float32's bytes and are normalised there. It must keep the batch axis.
     Returns:
       FitResult ``(state, history)``; history maps "loss" (the mean training loss of the
       epoch's updates), each metric name, "val_loss", "val_<metric>", "lr" (the learning rate
@@ -218,7 +269,10 @@ def fit(
         than the training data, labels out of range for the model's outputs, NaN or inf in the
         data, a model whose outputs do not fit `loss_fn`, a callback monitoring a key the run
         does not record, or an `initial_state` of another model or optimizer; all before
-        anything is compiled.
+        anything is compiled. For streamed data, NaN, inf and labels are checked per chunk
+        on the device: the error names the sample ("sample 1234" of an array, "batch 7, row
+        3" of a stream) and carries the last good state in ``.result``, as does an error of
+        the stream itself (a batch of another shape or dtype).
       TypeError: for a wrong kind of argument (a callback class instead of an instance, ...).
       NonFiniteLossError: when a training step stops being finite (its loss, a gradient, the
         new params or optimizer state); it names the epoch, the step and the first
@@ -233,8 +287,11 @@ def fit(
     """
     check_model_and_optimizer("fit", model, optimizer)
     precision = check_precision("fit", precision)
-    model = compute_in("fit", model, precision)
     epochs = _checks.positive_int("fit", "epochs", epochs)
+    prefetch = check_prefetch("fit", prefetch)
+    if steps_per_execution is not None:
+        steps_per_execution = _checks.positive_int("fit", "steps_per_execution",
+                                                   steps_per_execution)  # fmt: skip
     checked = check_callbacks("fit", callbacks, early_stopping)
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"fit: `checkpoint` must be a train.Checkpoint, got {checkpoint!r}.")
@@ -242,43 +299,81 @@ def fit(
     callback_list = others + savers  # the Checkpoints save what the others decided
     metric_items = resolve_metrics("fit", metrics)
     mesh = sharding.check_mesh("fit", mesh)
-    inputs, targets = prepare_data("fit", "train_data", train_data, model)
-    check_batching("fit", inputs.shape[0], batch_size, accumulate_steps)
+    data = TrainingData("fit", train_data, placement=data_placement, epochs=epochs,
+                        first_epoch=next_epoch(savers))  # fmt: skip
+    transform = check_transform("fit", transform, data.inputs)
+    model = with_transform(compute_in("fit", model, precision), transform)
+    batch_size = data.batch_size(batch_size, _checks.positive_int("fit", "accumulate_steps",
+                                                                  accumulate_steps))  # fmt: skip
     sharding.check_divides("fit", "batch_size", batch_size, mesh)
-    named = {"train_data": (inputs, targets)}
-    if validation_data is not None:
-        named["validation_data"] = prepare_data("fit", "validation_data", validation_data, model)
-    state = _start_state(model, optimizer, key, initial_state, inputs.shape[1:])
+    state = _start_state(model, optimizer, key, initial_state, data.inputs.shape[1:])
     check_master_weights("fit", precision, state.params)
-    check_model_fits_data("fit", model, state, loss_fn, named)
-    state, named = sharding.replicate(mesh, (state, named))
-    inputs, targets = named["train_data"]
+    validation = _validation("fit", validation_data, model)
+    data.prepare(model, state, loss_fn, validation)
+    arrays = {name: v for name, v in validation.items() if isinstance(v, tuple)}
+    if data.kind == "device":
+        arrays["train_data"] = (data.inputs, data.targets)
+    state, arrays = sharding.replicate(mesh, (state, arrays))
+    validation.update((name, v) for name, v in arrays.items() if name != "train_data")
+    if data.kind == "device":
+        data.inputs, data.targets = arrays["train_data"]
     keys = history_keys(metric_items, validation_data is not None)
     check_monitors("fit", callback_list, keys)
+    every = every_steps(savers)
+    if every is not None and data.kind == "stream" and not data.stream.stateful(next_epoch(savers)):
+        warnings.warn(
+            "fit: `train_data` keeps no position of its own (no get_state / set_state on its "
+            "iterator, as grain's, nor state_dict / load_state_dict on the loader, as "
+            "torchdata's), so Checkpoint(every_steps=...) saves only at epoch ends and a "
+            "resume starts at the epoch boundary.", UserWarning, stacklevel=2,
+        )  # fmt: skip
+        every = None
 
-    runner, mode = _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size,
-                           accumulate_steps, dispatch, mesh)  # fmt: skip
+    runner, mode = _runner(model, loss_fn, optimizer, state, data.inputs, data.targets,
+                           batch_size, accumulate_steps, dispatch, mesh)  # fmt: skip
     progress = Progress(verbose, epochs)
-    progress.say(_start_line(inputs.shape[0], batch_size, accumulate_steps, mode,
-                             sharding.data_devices(mesh), precision))  # fmt: skip
+    progress.say(
+        _start_line(
+            data,
+            batch_size,
+            accumulate_steps,
+            mode,
+            sharding.data_devices(mesh),
+            precision,
+            steps_per_execution,
+        )
+    )
     progress.say(totals_line(state.params, state.model_state))
     for callback in callback_list:  # a callback object may be reused from an earlier run
         callback.verbose, callback.stop_training = progress.verbose, False
     history: dict[str, list[float]] = {name: [] for name in [*keys, "lr", "seconds"]}
     state = _call(callback_list, "on_train_begin", FitResult(state, history))
-    state, history, start, stopped = resume(savers, state, history, others)
-    updates = inputs.shape[0] // batch_size // accumulate_steps
+    state, history, start, stopped, partial = resume(savers, state, history, others)
+    total = data.updates_per_epoch(batch_size, accumulate_steps)
+    train = _EpochTrainer(model, loss_fn, optimizer, runner, data, batch_size, accumulate_steps,
+                          mesh, prefetch, progress, savers, others)  # fmt: skip
     for epoch in range(start, epochs + 1 if not stopped else start):
         progress.epoch_started()
-        state, losses = run_epoch(
-            runner, state, inputs, targets, chunk_size=progress.chunk_size(updates),
-            on_chunk=lambda *done, epoch=epoch: progress.chunk_done(epoch, *done),
-        )  # fmt: skip
-        locate = _locator(model, loss_fn, optimizer, state, inputs, targets, batch_size,
-                          accumulate_steps)  # fmt: skip
-        _raise_if_not_finite(np.asarray(losses), epoch, FitResult(state, history), locate)
-        row = history_row(model, state, loss_fn, metric_items, losses, named["train_data"],
-                          named.get("validation_data"), mesh)  # fmt: skip
+        whole = (data.kind == "device" and every is None and steps_per_execution is None
+                 and partial is None)  # fmt: skip
+        chunk_size = progress.chunk_size(total) if whole else None
+        if whole and chunk_size is None:
+            state, losses = runner.epoch(state, data.inputs, data.targets)
+            locate = _locator(model, loss_fn, optimizer, state, data.inputs, data.targets,
+                              batch_size, accumulate_steps)  # fmt: skip
+            losses = np.asarray(losses)
+            _raise_if_not_finite(losses, epoch, FitResult(state, history), locate, total)
+        else:
+            size = (
+                chunk_size
+                or steps_per_execution
+                or (total if data.kind == "device" else DEFAULT_STEPS_PER_EXECUTION)
+            )
+            state, losses = train.epoch(state, history, epoch, partial, size, every, total)
+        partial = None
+        row = history_row(model, state, loss_fn, metric_items, losses,
+                          data.metrics_source(epoch, prefetch), validation.get("validation_data"),
+                          mesh)  # fmt: skip
         row.update(lr=current_learning_rate(optimizer, state.opt_state),
                    seconds=time.perf_counter() - progress.started)  # fmt: skip
         for name, value in row.items():
@@ -297,6 +392,121 @@ def fit(
     return FitResult(state, history)
 
 
+def _validation(where: str, validation_data: Any, model: Layer) -> dict[str, Any]:
+    """``{"validation_data": ...}`` as `history_row` takes it (empty without): device arrays
+    checked now, or a function making each epoch's evaluation pass over host arrays or a
+    stream (checked batch by batch)."""
+    if validation_data is None:
+        return {}
+    if is_arrays(validation_data):
+        pair = _checks.data_pair(where, "validation_data", validation_data)
+        if not any(isinstance(x, np.memmap) for x in pair):
+            return {"validation_data": prepare_data(where, "validation_data", pair, model)}
+
+    def source(state: TrainState) -> Any:
+        return evaluation_source(where, "validation_data", validation_data, model, state,
+                                 batch_size=EVAL_BATCH_SIZE)  # fmt: skip
+
+    return {"validation_data": source}
+
+
+class _EpochTrainer:
+    """Runs an epoch chunk by chunk: the device check of streamed chunks, the guard's
+    report after each chunk, the in-epoch progress and checkpoints."""
+
+    def __init__(self, model, loss_fn, optimizer, runner: EpochRunner, data: TrainingData,
+                 batch_size, accumulate_steps, mesh, prefetch, progress, savers,
+                 others) -> None:  # fmt: skip
+        self.batch_size = batch_size
+        self.model, self.loss_fn, self.optimizer, self.runner = model, loss_fn, optimizer, runner
+        self.data, self.accumulate_steps, self.mesh, self.prefetch = (data, accumulate_steps,
+                                                                      mesh, prefetch)  # fmt: skip
+        self.progress, self.savers, self.others = progress, savers, others
+        self._warned = False
+
+    def run(self, state: TrainState, chunk: Chunk, commit):
+        if self.data.kind == "device":
+            return self.runner.updates(state, self.data.inputs, self.data.targets, chunk.inputs,
+                                       commit)  # fmt: skip
+        return self.runner.updates(state, chunk.inputs, chunk.targets, None, commit)
+
+    def batch_at(self, chunk: Chunk, update: int):
+        """``batch_at(i)`` of the chunk's update `update` (counted in the epoch)."""
+        local = update - chunk.start
+        if self.data.kind == "device":
+            ids = chunk.inputs[local]
+            return lambda i: (self.data.inputs[ids[i]], self.data.targets[ids[i]])
+        return lambda i: (chunk.inputs[local][i], chunk.targets[local][i])
+
+    def epoch(self, state: TrainState, history: dict, epoch: int, partial: Partial | None,
+              chunk_size: int, every: int | None, total: int | None):  # fmt: skip
+        """``(state, losses)`` of `epoch`, continuing `partial` (a resumed epoch) if given."""
+        done, losses = (partial.updates, [np.asarray(partial.losses, np.float32)]) if partial \
+            else (0, [])  # fmt: skip
+        commit = jnp.bool_(True)
+        chunks = self.data.chunks(self._rows(state, done), epoch, done=done,
+                                  loader_state=partial.loader_state if partial else None,
+                                  steps_per_execution=chunk_size, every_steps=every,
+                                  prefetch=self.prefetch, mesh=self.mesh)  # fmt: skip
+        try:
+            for chunk, check in chunks:
+                error = None if check is None else self.data.bad_sample_error(check, chunk, epoch)
+                if error is not None:
+                    raise error
+                state, chunk_losses, commit = self.run(state, chunk, commit)
+                losses.append(np.asarray(chunk_losses))
+                so_far = np.concatenate(losses)
+
+                def locate(update, state=state, chunk=chunk):
+                    return first_nonfinite(
+                        self.model,
+                        self.loss_fn,
+                        self.optimizer,
+                        state,
+                        self.batch_at(chunk, update),
+                        self.accumulate_steps,
+                    )
+
+                _raise_if_not_finite(so_far, epoch, FitResult(state, history), locate, total)
+                done = chunk.start + chunk.updates
+                self.progress.chunk_done(epoch, done, total, so_far)
+                if every is not None and done % every == 0 and done != total:
+                    self._save(epoch, Partial(done, so_far.tolist(), chunk.loader_state),
+                               state, history)  # fmt: skip
+        except (ValueError, TypeError) as error:
+            if not isinstance(error, NonFiniteLossError) and not hasattr(error, "result"):
+                error.result = FitResult(state, history)  # the last good state goes with it
+            raise
+        if done == 0:
+            raise ValueError(
+                f"fit: `train_data` gave no update in epoch {epoch} (an empty stream, or fewer "
+                f"batches than accumulate_steps={self.accumulate_steps})."
+            )
+        return state, np.concatenate(losses)
+
+    def _rows(self, state: TrainState, done: int) -> np.ndarray | None:
+        """The sample ids of the epoch that is `done` updates in at `state` (None: a stream)."""
+        if self.data.samples is None:
+            return None
+        if done == 0:
+            return np.asarray(self.runner.indices(state, self.data.samples))
+        start = SimpleNamespace(key=state.key, step=state.step - done)  # all shuffle_key reads
+        return np.asarray(update_indices(start, self.data.samples, batch_size=self.batch_size,
+                                         accumulate_steps=self.accumulate_steps))  # fmt: skip
+
+    def _save(self, epoch: int, partial: Partial, state: TrainState, history: dict) -> None:
+        if self.data.kind == "stream" and not encodable(partial.loader_state):
+            if not self._warned:
+                warnings.warn(
+                    "fit: the stream's state is not JSON (nor bytes), so no checkpoint is saved "
+                    "inside epochs; a resume starts at the epoch boundary.", UserWarning,
+                    stacklevel=4,
+                )  # fmt: skip
+                self._warned = True
+            return
+        save_in_epoch(self.savers, epoch, partial, state, history, self.others)
+
+
 def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accumulate, dispatch,
             mesh):  # fmt: skip
     """The epoch runner and the dispatch ("scan" or "step") that `dispatch` resolves to."""
@@ -311,15 +521,23 @@ def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accum
     return runner, mode
 
 
-def _start_line(samples: int, batch_size: int, accumulate_steps: int, mode: str, devices: int,
-                precision: str = "float32"):  # fmt: skip
+def _start_line(data: TrainingData, batch_size: int, accumulate_steps: int, mode: str,
+                devices: int, precision: str = "float32",
+                steps_per_execution: int | None = None) -> str:  # fmt: skip
     how = {"scan": "each epoch one compiled program", "step": "one jitted step per mini-batch"}
-    steps = samples // batch_size
     per_update = f", {accumulate_steps} per update" if accumulate_steps > 1 else ""
     split = f", each split over {devices} devices" if devices > 1 else ""
     arithmetic = {"float32": "", "highest": ", float32 matmuls at full precision",
                   "bfloat16": ", computing in bfloat16"}  # fmt: skip
-    return (
-        f"fit: {samples} samples, {steps} steps of {batch_size} per epoch{per_update}{split}, "
-        f"{how[mode]}{arithmetic[precision]}"
-    )
+    chunk = steps_per_execution or DEFAULT_STEPS_PER_EXECUTION
+    if data.kind == "stream":
+        what = f"fit: a stream of batches of {batch_size}{per_update}{split}"
+        how[mode] = f"chunks of {chunk} updates" if mode == "scan" else how[mode]
+    else:
+        what = (f"fit: {data.samples} samples, {data.samples // batch_size} steps of "
+                f"{batch_size} per epoch{per_update}{split}")  # fmt: skip
+        if data.kind == "host":
+            how[mode] = f"streamed from the host in chunks of {chunk} updates"
+        elif steps_per_execution is not None and mode == "scan":
+            how[mode] = f"chunks of {chunk} updates"
+    return f"{what}, {how[mode]}{arithmetic[precision]}"

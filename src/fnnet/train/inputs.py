@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,7 @@ import numpy as np
 
 from fnnet import _checks
 from fnnet.nn import Layer
-from fnnet.nn._layer import id_bound
+from fnnet.nn._layer import id_bound, is_shape
 from fnnet.train.state import TrainState
 from fnnet.typing import Array
 
@@ -100,11 +102,11 @@ def _check_fits_loss(where: str, model: Layer, state: TrainState, loss_fn, input
     return outputs
 
 
-def _check_label_range(where: str, name: str, outputs, targets: Array) -> None:
-    """Integer targets index the model's output classes: check they exist.
+def label_classes(outputs: Any, targets: Any) -> int | None:
+    """The number of classes integer `targets` index, or None when they are not class ids.
 
-    A model with a single output has no class axis (a binary logit or a regression), so its
-    integer targets are values, not indices.
+    `outputs` and `targets` are (abstract) arrays of a batch of 2. A model with a single output
+    has no class axis (a binary logit or a regression), so its integer targets are values.
     """
     num_classes = outputs.shape[-1] if outputs.shape else 1
     if (
@@ -112,6 +114,14 @@ def _check_label_range(where: str, name: str, outputs, targets: Array) -> None:
         or not jnp.issubdtype(targets.dtype, jnp.integer)
         or outputs.shape[:-1] != (2, *targets.shape[1:])
     ):
+        return None
+    return num_classes
+
+
+def _check_label_range(where: str, name: str, outputs, targets: Array) -> None:
+    """Integer targets index the model's output classes: check they exist."""
+    num_classes = label_classes(outputs, targets)
+    if num_classes is None:
         return
     _checks.ids_in_range(
         where,
@@ -123,13 +133,121 @@ def _check_label_range(where: str, name: str, outputs, targets: Array) -> None:
 
 
 def check_model_fits_data(
-    where: str, model: Layer, state: TrainState, loss_fn, named_data: dict[str, tuple]
+    where: str,
+    model: Layer,
+    state: TrainState,
+    loss_fn,
+    named_data: dict[str, tuple],
+    check_labels: bool = True,
 ) -> None:
     """Raises unless the model's outputs on each ``name: (inputs, targets)`` fit `loss_fn`
-    (None: no loss) and integer labels lie within the model's classes (the model is traced
-    abstractly: nothing runs)."""
+    (None: no loss) and (with `check_labels`) integer labels lie within the model's classes
+    (the model is traced abstractly: nothing runs). The data may be abstract (any objects with
+    `shape` and `dtype`) when `check_labels` is off."""
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"{where}: `loss_fn` must be callable, got {type(loss_fn).__name__}.")
     for name, (inputs, targets) in named_data.items():
         outputs = _check_fits_loss(where, model, state, loss_fn, inputs, targets)
-        _check_label_range(where, name, outputs, targets)
+        if check_labels:
+            _check_label_range(where, name, outputs, targets)
+
+
+class SampleLimits(NamedTuple):
+    """What the per-chunk device check of streamed data tests: `num_classes` integer labels
+    index (None: targets are values), `num_ids` an Embedding takes (None: no ids)."""
+
+    num_classes: int | None
+    num_ids: int | None
+
+
+def sample_limits(model: Layer, state: TrainState, inputs: Any, targets: Any) -> SampleLimits:
+    """The SampleLimits of a model and (abstract) data, read from its abstract outputs."""
+    outputs = _check_fits_loss("fit", model, state, None, inputs, targets)
+    spec = jax.ShapeDtypeStruct((2, *targets.shape[1:]), targets.dtype)
+    num_ids = id_bound(model) if jnp.issubdtype(inputs.dtype, jnp.integer) else None
+    return SampleLimits(label_classes(outputs, spec), num_ids)
+
+
+_PROBLEMS = (
+    "NaN or inf in the inputs",
+    "NaN or inf in the targets",
+    "a label outside the model's classes",
+    "a token id outside the model's Embedding",
+)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def first_bad_sample(inputs: Array, targets: Array, limits: SampleLimits, sample_axes: int):
+    """``(position, problem)``: the flat position of the first bad sample among the
+    `sample_axes` leading axes and an index into `_PROBLEMS`, or ``(-1, -1)``; runs where the
+    data is, so only two scalars come back."""
+
+    def per_sample(x, test):
+        flags = test(x.reshape(-1, *x.shape[sample_axes:]))
+        return flags.reshape(flags.shape[0], -1).any(axis=1)
+
+    none = jnp.zeros(int(np.prod(inputs.shape[:sample_axes])), bool)
+    problems = []
+    for values in (inputs, targets):
+        floating = jnp.issubdtype(values.dtype, jnp.floating)
+        problems.append(per_sample(values, lambda v: ~jnp.isfinite(v)) if floating else none)
+    classes, ids = limits
+    for values, upper in ((targets, classes), (inputs, ids)):
+        problems.append(none if upper is None else
+                        per_sample(values, lambda v, u=upper: (v < 0) | (v >= u)))  # fmt: skip
+    flags = jnp.stack(problems)  # (4, samples)
+    bad = flags.any(axis=0)
+    position = jnp.where(bad.any(), jnp.argmax(bad), -1)
+    problem = jnp.where(bad.any(), jnp.argmax(flags[:, jnp.maximum(position, 0)]), -1)
+    return position, problem
+
+
+def problem_text(problem: int, limits: SampleLimits) -> str:
+    text = _PROBLEMS[problem]
+    if problem == 2:
+        text += f" [0, {limits.num_classes})"
+    if problem == 3:
+        text += f" [0, {limits.num_ids})"
+    return text
+
+
+def check_transform(where: str, transform: Any, inputs: Any) -> Callable | None:
+    """`transform` checked: None, or a callable of an inputs batch that keeps its batch axis
+    (traced on batches of 2 and 3 shaped like `inputs`, which may be abstract)."""
+    if transform is None:
+        return None
+    if not callable(transform):
+        raise TypeError(
+            f"{where}: `transform` must be a function of an inputs batch (e.g. `lambda x: x / "
+            f"255.0`) or None, got {type(transform).__name__}."
+        )
+    for n in (2, 3):
+        spec = jax.ShapeDtypeStruct((n, *inputs.shape[1:]), inputs.dtype)
+        out = jax.eval_shape(transform, spec)
+        if not hasattr(out, "shape") or out.shape[:1] != (n,):
+            raise ValueError(
+                f"{where}: `transform` must keep the batch axis first, but turned inputs of shape "
+                f"{spec.shape} into {_checks.shape_str(out)}."
+            )
+    return transform
+
+
+@functools.lru_cache(maxsize=256)  # one wrapper per (model, transform): jitted callers hit it
+def with_transform(model: Layer, transform: Callable | None) -> Layer:
+    """`model` applied to ``transform(inputs)``: the same params (its `init` sees the shape
+    the transform gives float32 inputs), so a state trained with it serves `model` given the
+    transformed inputs."""
+    if transform is None:
+        return model
+
+    def init(key, input_shape):
+        def shaped(shape):
+            spec = jax.ShapeDtypeStruct((1, *shape), jnp.float32)
+            return tuple(jax.eval_shape(transform, spec).shape[1:])
+
+        return model.init(key, jax.tree.map(shaped, input_shape, is_leaf=is_shape))
+
+    def apply(params, state, inputs, *, key=None, train=False):
+        return model.apply(params, state, transform(inputs), key=key, train=train)
+
+    return Layer(init, apply)
