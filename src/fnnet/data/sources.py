@@ -56,6 +56,32 @@ def chunk_end(start: int, steps_per_execution: int, every_steps: int | None,
     return end if total is None else min(end, total)
 
 
+_ALIGNMENT = 64  # bytes; XLA:CPU adopts a buffer aligned so instead of copying it
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array whose data starts at a multiple of 64 bytes, so that on CPU
+    `jax.device_put` uses it as the device buffer (no copy: one chunk in memory, not two)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + _ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % _ALIGNMENT
+    return raw[offset : offset + size].view(dtype).reshape(shape)
+
+
+def gathered(values: Any, ids: np.ndarray) -> np.ndarray:
+    """``values[ids]`` (rows of an array or memmap) into an aligned array."""
+    out = aligned_empty((*ids.shape, *values.shape[1:]), values.dtype)
+    np.take(values, ids, axis=0, out=out)
+    return out
+
+
+def stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """`np.stack` of equally shaped arrays into an aligned array."""
+    out = aligned_empty((len(arrays), *arrays[0].shape), arrays[0].dtype)
+    return np.stack(arrays, out=out)
+
+
 def host_chunks(inputs: Any, targets: Any, rows: np.ndarray, *, start: int,
                 steps_per_execution: int, every_steps: int | None) -> Iterator[Chunk]:  # fmt: skip
     """The updates ``rows[start:]`` (sample ids, ``(updates, accumulate_steps, batch_size)``)
@@ -64,7 +90,7 @@ def host_chunks(inputs: Any, targets: Any, rows: np.ndarray, *, start: int,
     while position < len(rows):
         end = chunk_end(position, steps_per_execution, every_steps, len(rows))
         ids = rows[position:end]
-        yield Chunk(np.asarray(inputs[ids]), np.asarray(targets[ids]), position,
+        yield Chunk(gathered(inputs, ids), gathered(targets, ids), position,
                     lambda p, ids=ids: f"sample {int(ids.flat[p])}")  # fmt: skip
         position = end
 
@@ -281,8 +307,8 @@ def stream_chunks(stream: Stream, epoch: int, *, accumulate_steps: int, steps_pe
 
     def flush(keep_position: bool) -> Chunk:
         batch = len(updates[0][0][0])
-        inputs = np.stack([np.stack([x for x, _ in update]) for update in updates])
-        targets = np.stack([np.stack([y for _, y in update]) for update in updates])
+        inputs = stacked([np.stack([x for x, _ in update]) for update in updates])
+        targets = stacked([np.stack([y for _, y in update]) for update in updates])
         return Chunk(inputs, targets, done - len(updates),
                      lambda p, b=first_batch: f"batch {b + p // batch}, row {p % batch}",
                      stream.position() if keep_position else None)  # fmt: skip
