@@ -223,7 +223,7 @@ class TorchImages:
         if self.x is None:
             self.x = np.load(os.path.join(self.directory, "x.npy"), mmap_mode="r")
             self.y = np.load(os.path.join(self.directory, "y.npy"), mmap_mode="r")
-        return np.asarray(self.x[i]), int(self.y[i])
+        return np.array(self.x[i]), int(self.y[i])  # a writable copy, as torch wants
 
 
 def loaders(args) -> None:

@@ -55,6 +55,11 @@ def test_a_memmap_streams_from_the_host_with_the_device_paths_order_bit_for_bit(
     whole_epoch = run((x, y))  # one program per epoch: the same steps, to float rounding
     chex.assert_trees_all_close(streamed.state.params, whole_epoch.state.params, rtol=1e-5,
                                 atol=1e-6)  # fmt: skip
+    model = nn.MLP((16,), 4, drop_rate=0.1)
+    on_host = train.evaluate(model, streamed.state, mapped, loss_fn=CE, metrics=("f1",),
+                             batch_size=64)  # fmt: skip
+    in_memory = train.evaluate(model, streamed.state, (x, y), loss_fn=CE, metrics=("f1",))
+    assert on_host == pytest.approx(in_memory, rel=1e-6)
 
 
 @pytest.mark.parametrize("steps_per_execution, depth", [(1, 0), (3, 1), (7, 2), (64, 3)])
@@ -97,6 +102,17 @@ def test_a_list_of_batches_is_a_stream_iterated_once_per_epoch():
                               loss_fn=CE, metrics=("accuracy",))  # fmt: skip
     assert result.history["val_loss"][-1] == pytest.approx(expected["loss"], rel=1e-6)
     assert result.history["val_accuracy"][-1] == expected["accuracy"]
+
+
+def test_a_pytorch_dataloader_with_spawn_workers_trains_as_its_batches_do():
+    torch = pytest.importorskip("torch")
+    x, y = blobs(96)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=2,
+                                         multiprocessing_context="spawn",
+                                         persistent_workers=True)  # fmt: skip
+    chex.assert_trees_all_equal(run(loader, epochs=2).state,
+                                run(batches_of(x, y, 16), epochs=2).state)  # fmt: skip
 
 
 def test_a_callable_is_called_once_per_epoch_with_the_epoch_number():

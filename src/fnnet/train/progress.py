@@ -59,18 +59,21 @@ class Progress:
     def epoch_started(self) -> None:
         self.started = time.perf_counter()
 
-    def chunk_done(self, epoch: int, done: int, total: int, losses: np.ndarray) -> None:
-        """The in-place line: ``epoch 3/10  120/400 updates  loss 0.2345  12s left``."""
-        if not self.live or done >= total:
+    def chunk_done(self, epoch: int, done: int, total: int | None, losses: np.ndarray) -> None:
+        """The in-place line: ``epoch 3/10  120/400 updates  loss 0.2345  12s left`` (for a
+        stream of unknown length: ``epoch 3/10  120 updates  loss 0.2345``)."""
+        if not self.live or (total is not None and done >= total):
             return
         elapsed = time.perf_counter() - self.started
-        left = elapsed / done * (total - done)
         finite = losses[np.isfinite(losses)]
-        loss = f"loss {finite.mean():.4f}  " if finite.size else ""
+        loss = f"loss {finite.mean():.4f}" if finite.size else ""
         width = len(str(self.epochs))
-        line = (
-            f"epoch {epoch:>{width}}/{self.epochs}  {done}/{total} updates  {loss}{left:.0f}s left"
-        )
+        if total is None:
+            line = f"epoch {epoch:>{width}}/{self.epochs}  {done} updates  {loss}"
+        else:
+            left = elapsed / done * (total - done)
+            line = (f"epoch {epoch:>{width}}/{self.epochs}  {done}/{total} updates  {loss}"
+                    f"{'  ' if loss else ''}{left:.0f}s left")  # fmt: skip
         self.stream.write(f"\r{line}\x1b[K")
         self.stream.flush()
 
