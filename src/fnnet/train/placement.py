@@ -58,8 +58,8 @@ def resolve(where: str, name: str, arrays: tuple[Any, Any], placement: Any) -> s
         if free is not None and size > free:
             raise ValueError(
                 f"{where}: `{name}` takes {_gib(size)}, more than the {_gib(free)} free on "
-                f"{jax.local_devices()[0].platform}; use data_placement='host' (or 'auto') to stream "
-                "it in batches."
+                f"{jax.local_devices()[0].platform}; use data_placement='host' (or 'auto') to "
+                "stream it in batches."
             )
         return "device"
     if any(isinstance(x, np.memmap) for x in arrays):
