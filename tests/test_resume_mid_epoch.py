@@ -12,13 +12,11 @@ import numpy as np
 import pytest
 
 from fnnet import checkpoint, losses, nn, optim, train
+from test_checkpointing import blobs as checkpointing_blobs
 
 
-def blobs(n=160, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    x = rng.normal(scale=3, size=(3, 5))[y] + rng.normal(size=(n, 5))
-    return x.astype(np.float32), y.astype(np.int32)
+def blobs(n=160):
+    return checkpointing_blobs(n)
 
 
 def fit(data, directory=None, **overrides):
@@ -118,20 +116,20 @@ def test_a_run_cut_inside_an_epoch_resumes_there_and_ends_bit_identical(
     x, y = blobs()
     make = kinds(x[40:], y[40:])[kind]
     placement = {"data_placement": "host"} if kind == "host arrays" else {}
-    whole = fit(make(), **placement)
+    whole = fit(make(), tmp_path / "whole", **placement)  # the same chunks, never cut
     cuts = {2: "epoch-000001-update-000000006", 3: "epoch-000002-update-000000006",
             1: "epoch-000002.ckpt"}  # each run dies at its cut-th save  # fmt: skip
     for cut, last_file in cuts.items():
         crash_after_saves(monkeypatch, cut)
         with pytest.raises(PowerCutError) as caught:
-            fit(make(), tmp_path, **placement)
+            fit(make(), tmp_path / "run", **placement)
         monkeypatch.undo()
         assert os.path.basename(str(caught.value)).startswith(last_file)
-    resumed = fit(make(), tmp_path, **placement)
+    resumed = fit(make(), tmp_path / "run", **placement)
     chex.assert_trees_all_equal(resumed.state, whole.state)
     assert resumed.history["loss"] == whole.history["loss"]
     assert resumed.history["val_loss"] == whole.history["val_loss"]
-    names = sorted(os.listdir(tmp_path))
+    names = sorted(os.listdir(tmp_path / "run"))
     assert "epoch-000002-update-000000003.ckpt" in names and "epoch-000004.ckpt" in names
 
 
@@ -154,6 +152,7 @@ TRAINER = textwrap.dedent(
     """
     import os, signal, sys, jax, numpy as np
     from fnnet import checkpoint, losses, nn, optim, train
+from test_checkpointing import blobs as checkpointing_blobs
     directory, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     real, saves = checkpoint.save, []
 

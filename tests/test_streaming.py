@@ -61,14 +61,23 @@ def test_a_memmap_streams_from_the_host_with_the_device_paths_order_bit_for_bit(
     assert on_host == pytest.approx(in_memory, rel=1e-6)
 
 
-@pytest.mark.parametrize("steps_per_execution, depth", [(1, 0), (7, 1), (64, 3)])
-def test_chunk_size_and_prefetch_depth_do_not_change_the_result(steps_per_execution, depth):
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_prefetch_depth_does_not_change_the_result(depth):
     x, y = blobs()
     reference = run((x, y), data_placement="host", steps_per_execution=4, prefetch=2)
-    other = run((x, y), data_placement="host", steps_per_execution=steps_per_execution,
-                prefetch=depth)  # fmt: skip
-    chex.assert_trees_all_close(other.state.params, reference.state.params, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(other.history["loss"], reference.history["loss"], rtol=1e-6)
+    other = run((x, y), data_placement="host", steps_per_execution=4, prefetch=depth)
+    chex.assert_trees_all_equal(other.state, reference.state)  # the same programs, bit for bit
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 7, 64])
+def test_chunk_size_changes_the_result_by_float_rounding_only(steps_per_execution):
+    """Scans of other lengths are other programs: XLA may round them differently (it does
+    with fast math), so the same steps agree to float rounding, not bit for bit."""
+    x, y = blobs()
+    reference = run((x, y), data_placement="host", steps_per_execution=4)
+    other = run((x, y), data_placement="host", steps_per_execution=steps_per_execution)
+    chex.assert_trees_all_close(other.state.params, reference.state.params, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(other.history["loss"], reference.history["loss"], rtol=1e-5)
 
 
 def test_accumulated_updates_stream_as_they_run_in_memory():

@@ -253,7 +253,8 @@ def fit(
         (default: "host" for a memmap and for arrays over half the device's free memory,
         see `placement.DEVICE_SHARE`; else "device"). A stream is always streamed.
       steps_per_execution: updates per compiled chunk of streamed data (default 16); for
-        device arrays, None runs each epoch as one program. Chunks never change the results.
+        device arrays, None runs each epoch as one program. The chunk size changes the
+        results by float rounding at most (a scan of another length is another program).
       prefetch: streamed chunks put on the device ahead by a background thread (default 2;
         0 reads, transfers and computes in turn). Device memory holds the state and at most
         ``prefetch + 2`` chunks.
