@@ -152,7 +152,6 @@ TRAINER = textwrap.dedent(
     """
     import os, signal, sys, jax, numpy as np
     from fnnet import checkpoint, losses, nn, optim, train
-from test_checkpointing import blobs as checkpointing_blobs
     directory, out, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     real, saves = checkpoint.save, []
 
