@@ -157,18 +157,15 @@ def _array_batches(inputs, targets, batch_size: int, on_host: bool, limits, pref
     n = inputs.shape[0]
 
     def sliced(start: int):
-        part = (inputs[start : start + batch_size],
-                None if targets is None else targets[start : start + batch_size])  # fmt: skip
+        xs = inputs[start : start + batch_size]
+        ys = None if targets is None else targets[start : start + batch_size]
         if not on_host:
-            return (*part, None)
-        part = jax.device_put(tuple(np.asarray(x) for x in part if x is not None))
-        ys = part[1] if len(part) > 1 else jnp.zeros((len(part[0]),), jnp.int8)
-        check = first_bad_sample(part[0], ys, limits, 1)
-        return (
-            part[0],
-            part[1] if len(part) > 1 else None,
-            (*check, lambda p, s=start: f"sample {s + p}"),
-        )
+            return xs, ys, None
+        xs = jax.device_put(np.asarray(xs))
+        ys = None if ys is None else jax.device_put(np.asarray(ys))
+        labels = jnp.zeros((len(xs),), jnp.int8) if ys is None else ys  # none to check
+        check = first_bad_sample(xs, labels, limits, 1)
+        return xs, ys, (*check, lambda p, s=start: f"sample {s + p}")
 
     return prefetch_items(range(0, n, batch_size), sliced, prefetch if on_host else 0)
 
@@ -429,13 +426,13 @@ def evaluate(
     metric_items = resolve_metrics("evaluate", metrics)
     batch_size, prefetch = _batch_size("evaluate", batch_size), check_prefetch("evaluate", prefetch)
     if transform is not None:
-        sample = stream_sample = data
-        if not is_arrays(data):
-            stream_sample = Stream("evaluate", "data", data)
-            sample = stream_sample.first_batch(1)
-            data = stream_sample
-        transform = check_transform("evaluate", transform, _checks.real_array(
-            "evaluate", "`data` inputs", sample[0]))  # fmt: skip
+        if is_arrays(data):
+            inputs = _checks.data_pair("evaluate", "data", data)[0]
+        else:  # its first batch shows the inputs' shape, and is yielded again later
+            data = Stream("evaluate", "data", data)
+            inputs = data.first_batch(1)[0]
+        inputs = _checks.real_array("evaluate", "`data` inputs", inputs)
+        transform = check_transform("evaluate", transform, inputs)
         model = with_transform(model, transform)
     if mesh is not None:
         state = sharding.replicate(mesh, state)
