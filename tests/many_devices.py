@@ -84,8 +84,10 @@ def main():
         )
         out["hlo"] = np.array(compiled_epoch_text(mesh))
         out["errors"] = np.array(indivisible_batch_errors(mesh))
-        for label, on in (("one", None), ("mesh", mesh)):
-            members = ensemble(on)
+        for label, on, streamed in (("one", None, {}), ("mesh", mesh, {}),
+                                    ("streamed", mesh, dict(data_placement="host",
+                                                            steps_per_execution=2))):  # fmt: skip
+            members = ensemble(on, **streamed)
             out[f"ensemble/{label}/spec"] = np.array(str(members.state.params[0]["w"].sharding))
             for i, leaf in enumerate(jax.tree.leaves(jax.device_get(members.state.params))):
                 out[f"ensemble/{label}/param{i}"] = np.asarray(leaf)
@@ -109,14 +111,15 @@ def compiled_epoch_text(mesh) -> str:
     return epoch.lower(state, x, y).compile().as_text()
 
 
-def ensemble(mesh):
-    """8 MLPs with 8 learning rates, spread over the mesh's devices (one each on 8)."""
+def ensemble(mesh, **streamed):
+    """8 MLPs with 8 learning rates, spread over the mesh's devices (one each on 8); the
+    host arrays of `streamed` in chunks split over the devices by member."""
     x, y = data((6,))
     return train.fit_ensemble(
         MODELS["mlp"][0](), losses.softmax_cross_entropy, optim.sgd(0.1, momentum=0.9), (x, y),
         keys=jax.random.split(jax.random.key(1), 8), epochs=2, batch_size=16,
         hyperparams={"learning_rate": np.geomspace(0.01, 0.3, 8).astype(np.float32)},
-        validation_data=(x, y), mesh=mesh, verbose=False,
+        validation_data=(x, y), mesh=mesh, verbose=False, **streamed,
     )  # fmt: skip
 
 

@@ -80,6 +80,10 @@ def test_an_ensemble_on_a_mesh_keeps_its_members_spread_over_the_devices(eight):
 def test_host_arrays_streamed_in_chunks_onto_a_mesh_give_the_params_of_one_device(eight):
     for a, b in zip(params(eight, "mlp", "one"), params(eight, "streamed", "mesh"), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    streamed = params(eight, "ensemble", "streamed")  # each member's batches on its device
+    for a, b in zip(params(eight, "ensemble", "one"), streamed, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert "spec=P('data',)" in str(eight["ensemble/streamed/spec"])
 
 
 def test_predict_with_a_mesh_pads_and_gives_the_same_outputs(eight):

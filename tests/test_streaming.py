@@ -134,6 +134,22 @@ def test_a_callable_is_called_once_per_epoch_with_the_epoch_number():
 
     run(epoch_batches, metrics=("accuracy",))  # the metrics pass reads the same iterable
     assert calls == [1, 2, 3]
+    validated = []
+
+    def validation_batches(epoch):
+        validated.append(epoch)
+        return batches_of(x[:48], y[:48], 16)
+
+    result = run((x, y), validation_data=validation_batches)
+    assert validated == [1, 2, 3] and len(result.history["val_loss"]) == 3
+
+
+def test_a_generator_as_validation_data_is_refused_before_training_for_several_epochs():
+    x, y = blobs()
+    with pytest.raises(ValueError, match=r"`validation_data` is a one-shot iterator"):
+        run((x, y), validation_data=iter(batches_of(x, y, 16)))
+    result = run((x, y), validation_data=iter(batches_of(x, y, 16)), epochs=1)
+    assert len(result.history["val_loss"]) == 1
 
 
 def test_a_smaller_last_batch_trains_as_an_update_of_its_own():

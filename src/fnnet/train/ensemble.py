@@ -9,7 +9,6 @@ every member has stopped.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from fnnet import _checks
+from fnnet.data.prefetch import check_prefetch
 from fnnet.nn import Layer
 from fnnet.optim import Optimizer, with_hyperparams
 from fnnet.train import sharding
@@ -32,10 +32,18 @@ from fnnet.train.callbacks import (
     check_monitors,
 )
 from fnnet.train.checkpointing import Checkpoint
-from fnnet.train.epoch import epoch_runner
-from fnnet.train.evaluation import Metric, _scores, history_keys, resolve_metrics
-from fnnet.train.fit import FitResult, _call
-from fnnet.train.inputs import check_batching, check_model_fits_data, prepare_data
+from fnnet.train.epoch import EpochRunner, epoch_runner
+from fnnet.train.evaluation import Metric, history_keys, history_row, resolve_metrics
+from fnnet.train.feed import DEFAULT_STEPS_PER_EXECUTION, TrainingData
+from fnnet.train.fit import (
+    FitResult,
+    _call,
+    carrying_result,
+    replicate_arrays,
+    start_line,
+    validation_sources,
+)
+from fnnet.train.inputs import check_transform, with_transform
 from fnnet.train.precision import check_master_weights, check_precision, compute_in
 from fnnet.train.progress import Progress
 from fnnet.train.state import TrainState, check_model_and_optimizer, init_state
@@ -142,19 +150,23 @@ def fit_ensemble(
     model: Layer,
     loss_fn: Callable[[Any, Array], Array],
     optimizer: Optimizer,
-    train_data: tuple[Any, Any],
+    train_data: Any,
     *,
     keys: Array,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None = None,
     hyperparams: dict[str, Any] | None = None,
-    validation_data: tuple[Any, Any] | None = None,
+    validation_data: Any = None,
     metrics: Sequence[Metric] = (),
     early_stopping: EarlyStopping | None = None,
     callbacks: Sequence[Callback] = (),
     mesh: Mesh | None = None,
     precision: str = "float32",
     verbose: bool = True,
+    data_placement: str = "auto",
+    steps_per_execution: int | None = None,
+    prefetch: int = 2,
+    transform: Callable[[Array], Array] | None = None,
 ) -> FitResult:
     """Trains ``len(keys)`` models at once: seeds for error bars, a hyperparameter sweep.
 
@@ -166,7 +178,9 @@ def fit_ensemble(
 
     Args:
       model, loss_fn, optimizer, train_data, epochs, batch_size, validation_data, metrics,
-        precision: as `fit`.
+        precision, data_placement, steps_per_execution, prefetch, transform: as `fit`. Host
+        arrays are gathered in each member's own order, so a streamed chunk holds K members'
+        batches; a stream's batches are shared by all members (its order is the stream's).
       keys: ``(K,)`` PRNG keys, one per member (``jax.random.split(key, K)``).
       hyperparams: ``{name: (K,) values}`` per member, names as `optim.hyperparams` gives
         them, e.g. ``{"learning_rate": jnp.logspace(-4, -1, K)}``.
@@ -184,14 +198,18 @@ def fit_ensemble(
       after it stopped. A member whose step stops being finite stops there with its last
       finite state, its history NaN from that epoch on; the others go on.
     Raises:
-      ValueError, TypeError: as `fit`, and for `keys` that are not K keys, `hyperparams` of
-        another length or an unknown name, K not a multiple of the mesh's devices.
+      ValueError, TypeError: as `fit` (bad data found in a streamed chunk carries the state
+        before that chunk in ``.result``), and for `keys` that are not K keys, `hyperparams`
+        of another length or an unknown name, K not a multiple of the mesh's devices.
     """
     where = "fit_ensemble"
     check_model_and_optimizer(where, model, optimizer)
     precision = check_precision(where, precision)
-    model = compute_in(where, model, precision)
     epochs = _checks.positive_int(where, "epochs", epochs)
+    prefetch = check_prefetch(where, prefetch)
+    if steps_per_execution is not None:
+        steps_per_execution = _checks.positive_int(where, "steps_per_execution",
+                                                   steps_per_execution)  # fmt: skip
     members = _check_keys(keys)
     callback_list = _check_callbacks(callbacks, early_stopping)
     metric_items = resolve_metrics(where, metrics)
@@ -201,12 +219,12 @@ def fit_ensemble(
             f"{where}: the {members} members must be a multiple of the "
             f"{sharding.data_devices(mesh)} devices on the mesh's 'data' axis."
         )
-    inputs, targets = prepare_data(where, "train_data", train_data, model)
-    check_batching(where, inputs.shape[0], batch_size, 1)
-    named = {"train_data": (inputs, targets)}
-    if validation_data is not None:
-        named["validation_data"] = prepare_data(where, "validation_data", validation_data, model)
-    state = jax.vmap(lambda key: init_state(model, optimizer, key, inputs.shape[1:]))(keys)
+    data = TrainingData(where, train_data, placement=data_placement, epochs=epochs,
+                        first_epoch=1)  # fmt: skip
+    transform = check_transform(where, transform, data.inputs)
+    model = with_transform(compute_in(where, model, precision), transform)
+    batch_size = data.batch_size(batch_size, 1)
+    state = jax.vmap(lambda key: init_state(model, optimizer, key, data.inputs.shape[1:]))(keys)
     if hyperparams:
         if not isinstance(hyperparams, dict):
             raise TypeError(f"{where}: `hyperparams` must be a dict name -> (K,) values.")
@@ -214,35 +232,48 @@ def fit_ensemble(
         values = {name: jnp.array(value, copy=True) for name, value in hyperparams.items()}
         state = state._replace(opt_state=with_hyperparams(state.opt_state, **values))
     check_master_weights(where, precision, state.params)
-    check_model_fits_data(where, model, ensemble_member(state, 0), loss_fn, named)
+    validation = validation_sources(where, validation_data, model, epochs)
+    data.prepare(model, ensemble_member(state, 0), loss_fn, validation)
     if mesh is not None:
-        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec(sharding.DATA_AXIS)))
-        named = sharding.replicate(mesh, named)
-        inputs, targets = named["train_data"]
+        state = jax.device_put(state, sharding.split_on(mesh, 0))
+        replicate_arrays(mesh, data, validation)
 
     runner = epoch_runner(model, loss_fn, optimizer, batch_size=batch_size, where=where)
-    epoch_fn = _ensemble_epoch(runner)
-    score = _ensemble_scores(model, loss_fn, metric_items)
+    updates = _member_updates(runner, data.kind)
+    rows_of = _member_rows(runner, data.samples)
+    placed = sharding.split_on(mesh, 1 if data.kind == "host" else None)
+    chunk_size = steps_per_execution or (
+        data.updates_per_epoch(batch_size, 1) if data.kind == "device"
+        else DEFAULT_STEPS_PER_EXECUTION
+    )  # fmt: skip
     keys_recorded = history_keys(metric_items, validation_data is not None)
     history: dict[str, list] = {name: [] for name in [*keys_recorded, "seconds"]}
     stopping = _MemberStopping(early_stopping, members)
     check_monitors(where, [early_stopping] if early_stopping else [], keys_recorded)
     monitor = early_stopping.monitor if early_stopping else None
     progress = Progress(verbose, epochs)
-    progress.say(f"{where}: {members} members, {inputs.shape[0]} samples, "
-                 f"{inputs.shape[0] // batch_size} steps of {batch_size} per epoch, "
-                 "each epoch one compiled program")  # fmt: skip
+    progress.say(start_line(where, data, batch_size, 1, "scan", 1, precision, steps_per_execution,
+                            members))  # fmt: skip
     active = np.ones(members, bool)
     state = _call(callback_list, "on_train_begin", FitResult(state, history))
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
-        state, losses = epoch_fn(state, inputs, targets, jnp.asarray(active))
-        losses = np.asarray(losses)  # (K, updates)
+        rows = None if data.kind == "stream" else rows_of(state)
+        chunks = data.chunks(np.asarray(rows) if data.kind == "host" else rows, epoch,
+                             done=0, loader_state=None, steps_per_execution=chunk_size,
+                             every_steps=None, prefetch=prefetch, placed=placed)  # fmt: skip
+        commit, pending = jnp.asarray(active), []
+        with carrying_result(lambda: FitResult(state, history)):  # noqa: B023 (read at once)
+            for chunk in chunks:
+                batches = ((data.inputs, data.targets, chunk.inputs) if data.kind == "device"
+                           else (chunk.inputs, chunk.targets, None))  # fmt: skip
+                state, losses, commit = updates(state, *batches, commit)
+                pending.append(losses)
+        losses = np.concatenate(jax.device_get(pending), axis=1)  # (K, updates)
         diverged = active & ~np.isfinite(losses).all(axis=1)
-        row = {"loss": losses.mean(axis=1)}
-        row.update(score(state, *named["train_data"], "", with_loss=False) if metric_items else {})
-        if validation_data is not None:
-            row.update(score(state, *named["validation_data"], "val_"))
+        row = history_row(model, state, loss_fn, metric_items, losses,
+                          data.metrics_source(prefetch), validation.get("validation_data"),
+                          members=True, epoch=epoch)  # fmt: skip
         row = {name: np.where(active & ~diverged, value, np.nan) for name, value in row.items()}
         row["seconds"] = np.full(members, time.perf_counter() - started)
         for name, value in row.items():
@@ -259,35 +290,26 @@ def fit_ensemble(
     return FitResult(state, history)
 
 
-def _ensemble_epoch(runner):
-    """``epoch(states, inputs, targets, active) -> (states, losses (K, updates))``: every
-    member's epoch, vmapped; an inactive member commits nothing."""
+def _member_rows(runner: EpochRunner, samples: int | None) -> Callable:
+    """``rows(states) -> (updates, K, 1, batch_size)``: every member's sample ids of the
+    epoch (each from its own key), updates first as `TrainingData.chunks` cuts them."""
 
-    def one(state, inputs, targets, active):
-        rows = runner.indices(state, inputs.shape[0])
-        state, losses, _ = runner.chunk(state, inputs, targets, rows, active)
-        return state, losses
+    def rows(states):
+        return jnp.swapaxes(jax.vmap(lambda state: runner.indices(state, samples))(states), 0, 1)
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None, 0)), donate_argnums=0)
+    return jax.jit(rows)
 
 
-def _ensemble_scores(model, loss_fn, metric_items):
-    """``score(states, inputs, targets, prefix, with_loss=True) -> {name: (K,) array}``."""
-
-    @functools.partial(jax.jit, static_argnums=3)
-    def scores(states, inputs, targets, with_loss):
-        def one(state):
-            outputs = model.apply(state.params, state.model_state, inputs, train=False)[0]
-            return _scores(loss_fn if with_loss else None, metric_items, outputs, targets)
-
-        return jax.vmap(one)(states)
-
-    def score(states, inputs, targets, prefix, with_loss=True):
-        values = scores(states, inputs, targets, with_loss)
-        order = (["loss"] if with_loss else []) + [name for name, _ in metric_items]
-        return {f"{prefix}{name}": np.asarray(values[name], np.float64) for name in order}
-
-    return score
+def _member_updates(runner: EpochRunner, kind: str) -> Callable:
+    """``updates(states, inputs, targets, rows, commit) -> (states, losses (K, m), commit
+    (K,))``: `runner.chunk` vmapped over the members. For device arrays the arrays are shared
+    and `rows` ``(m, K, 1, batch)`` gives each member's sample ids; host batches are gathered
+    per member, ``(m, K, 1, batch, ...)``; a stream's ``(m, 1, batch, ...)`` are shared. A
+    member whose `commit` is False commits nothing."""
+    batches = 1 if kind == "host" else None
+    rows = 1 if kind == "device" else None
+    return jax.jit(jax.vmap(runner.chunk, in_axes=(0, batches, batches, rows, 0)),
+                   donate_argnums=0)  # fmt: skip
 
 
 def _report(progress, epoch, epochs, row, active, diverged) -> None:

@@ -195,8 +195,7 @@ def _raise_for_bad(where: str, name: str, checks: list, limits: SampleLimits) ->
             )
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _batch_totals(model, loss_fn, metric_items, params, model_state, inputs, targets):
+def _totals(model, loss_fn, metric_items, params, model_state, inputs, targets):
     """Sums over one batch: the loss and each callable metric times the batch's size, and the
     confusion matrix of the named metrics."""
     outputs = model.apply(params, model_state, inputs, train=False)[0][: targets.shape[0]]
@@ -212,6 +211,17 @@ def _batch_totals(model, loss_fn, metric_items, params, model_state, inputs, tar
     return totals
 
 
+_batch_totals = jax.jit(_totals, static_argnums=(0, 1, 2))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _member_totals(model, loss_fn, metric_items, params, model_state, inputs, targets):
+    """`_totals` of each member of an ensemble (params and model state stacked on axis 0)."""
+    return jax.vmap(lambda p, s: _totals(model, loss_fn, metric_items, p, s, inputs, targets))(
+        params, model_state
+    )
+
+
 def streamed_scores(
     where: str,
     name: str,
@@ -221,14 +231,17 @@ def streamed_scores(
     metric_items,
     source: _Batches,
     mesh: Mesh | None = None,
-) -> dict[str, float]:
+    members: bool = False,
+) -> dict[str, Any]:
     """The loss (if `loss_fn`) and metrics over every batch of `source`: the loss and
     callable metrics as means weighted by batch size, the named ones from the summed
-    confusion matrix, so they equal the all-at-once values."""
+    confusion matrix, so they equal the all-at-once values. Python floats; with `members`
+    (an ensemble's stacked state), ``(K,)`` float64 arrays of one value per member."""
     totals, count, checks = None, 0, []
+    batch_totals = _member_totals if members else _batch_totals
     for inputs, targets, check in source.items:
-        batch = _batch_totals(model, loss_fn, metric_items, state.params, state.model_state,
-                              _padded(mesh, inputs), targets)  # fmt: skip
+        batch = batch_totals(model, loss_fn, metric_items, state.params, state.model_state,
+                             _padded(mesh, inputs), targets)  # fmt: skip
         totals = batch if totals is None else jax.tree.map(jnp.add, totals, batch)
         count += targets.shape[0]
         if check is not None:
@@ -238,13 +251,15 @@ def streamed_scores(
     if totals is None:
         raise ValueError(f"{where}: `{name}` holds no samples.")
     totals = jax.device_get(totals)
-    row = {"loss": float(totals["loss"]) / count} if loss_fn is not None else {}
+    value = functools.partial(np.asarray, dtype=np.float64) if members else float
+    row = {"loss": value(totals["loss"]) / count} if loss_fn is not None else {}
     for metric, fn in metric_items:
-        row[metric] = (
-            float(_from_counts(metric, totals[" counts"]))
-            if NAMED_METRICS.get(metric) is fn
-            else float(totals[metric]) / count
-        )
+        if NAMED_METRICS.get(metric) is fn:
+            from_counts = functools.partial(_from_counts, metric)
+            row[metric] = value((jax.vmap(from_counts) if members else from_counts)(
+                totals[" counts"]))  # fmt: skip
+        else:
+            row[metric] = value(totals[metric]) / count
     return row
 
 
@@ -369,13 +384,6 @@ def _check_model_and_state(where: str, model: Any, state: Any, precision: Any) -
     return compute_in(where, model, precision)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _scores(loss_fn, metric_items, outputs, targets) -> dict[str, Array]:
-    scores = {"loss": loss_fn(outputs, targets)} if loss_fn is not None else {}
-    scores.update({name: fn(outputs, targets) for name, fn in metric_items})
-    return scores
-
-
 def evaluate(
     model: Layer,
     state: TrainState,
@@ -456,24 +464,32 @@ def history_row(
     train_source: tuple[Array, Array] | Callable[[TrainState], _Batches] | None,
     validation_source: tuple[Array, Array] | Callable[[TrainState], _Batches] | None,
     mesh: Mesh | None = None,
-) -> dict[str, float]:
+    members: bool = False,
+    epoch: int = 1,
+) -> dict[str, Any]:
     """One epoch's scores: the mean training loss of its steps, the metrics on the training
     data (one evaluation-mode pass, if any are asked for) and loss and metrics on the
     validation data. Each source is ``(inputs, targets)`` device arrays already checked (as
-    `prepare_data` returns them) or a function of the state making the pass's
-    batches (as `evaluation_source`)."""
+    `prepare_data` returns them) or a function ``(state, epoch)`` making the pass's batches
+    (as `evaluation_source`). With `members`, `state` is an ensemble's, `step_losses`
+    ``(K, updates)`` and every score a ``(K,)`` array (see `streamed_scores`)."""
 
     def batches(source):  # device arrays: checked once by fit, sliced without checks
         if isinstance(source, tuple):
             return _Batches(_array_batches(*source, EVAL_BATCH_SIZE, False, None, 0), None)
-        return source(state)
+        if members:  # the checks of a source read shapes only: one member's, abstract
+            one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
+            return source(one, epoch)
+        return source(state, epoch)
 
-    row = {"loss": float(np.mean(step_losses))}
+    where = "fit_ensemble" if members else "fit"
+    row = {"loss": np.mean(step_losses, axis=1) if members else float(np.mean(step_losses))}
     if metric_items and train_source is not None:
-        row.update(streamed_scores("fit", "train_data", model, state, None, metric_items,
-                                   batches(train_source), mesh))  # fmt: skip
+        row.update(streamed_scores(where, "train_data", model, state, None, metric_items,
+                                   batches(train_source), mesh, members))  # fmt: skip
     if validation_source is not None:
-        validation = streamed_scores("fit", "validation_data", model, state, loss_fn,
-                                     metric_items, batches(validation_source), mesh)  # fmt: skip
+        validation = streamed_scores(where, "validation_data", model, state, loss_fn,
+                                     metric_items, batches(validation_source), mesh,
+                                     members)  # fmt: skip
         row.update({f"val_{name}": value for name, value in validation.items()})
     return row

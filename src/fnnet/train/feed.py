@@ -14,13 +14,12 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 
 from fnnet import _checks
 from fnnet.data.prefetch import prefetch as prefetch_items
 from fnnet.data.sources import Chunk, Stream, chunk_end, host_chunks, stream_chunks
 from fnnet.nn import Layer
-from fnnet.train import sharding
 from fnnet.train.evaluation import EVAL_BATCH_SIZE, _array_batches, _Batches, _stream_batches
 from fnnet.train.inputs import (
     SampleLimits,
@@ -111,16 +110,18 @@ class TrainingData:
 
     def chunks(self, rows: np.ndarray | None, epoch: int, *, done: int,
                loader_state: Any, steps_per_execution: int, every_steps: int | None,
-               prefetch: int, mesh: Mesh | None) -> Iterator[tuple[Chunk, Any]]:  # fmt: skip
-        """``(chunk, check)`` for the updates of `epoch` from update `done` on: for device
-        arrays a Chunk of sample ids (and no check), else stacked batches on the device and
-        their device check ``(position, problem)``. `rows` are the epoch's sample ids
-        ``(updates, accumulate_steps, batch_size)`` of arrays (None for a stream)."""
+               prefetch: int, placed: NamedSharding | None = None) -> Iterator[Chunk]:  # fmt: skip
+        """The chunks of `epoch`'s updates from update `done` on: for device arrays, Chunks of
+        sample ids; else stacked batches, put on the device (with the sharding `placed`) and
+        checked there before they are yielded (a bad sample raises a ValueError naming it).
+        `rows` are the epoch's sample ids of arrays, ``(updates, accumulate_steps,
+        batch_size)``, or ``(updates, members, accumulate_steps, batch_size)`` for an
+        ensemble; None for a stream."""
         if self.kind == "device":
             position = done
             while position < len(rows):
                 end = chunk_end(position, steps_per_execution, every_steps, len(rows))
-                yield Chunk(rows[position:end], None, position, str), None
+                yield Chunk(rows[position:end], None, position, str)
                 position = end
             return
         if self.kind == "host":
@@ -136,43 +137,49 @@ class TrainingData:
             chunks = stream_chunks(self.stream, epoch, accumulate_steps=self.accumulate_steps,
                                    steps_per_execution=steps_per_execution, every_steps=every_steps,
                                    start=done, loader_state=loader_state)  # fmt: skip
-        placed = (
-            None
-            if mesh is None
-            else NamedSharding(mesh, PartitionSpec(None, None, sharding.DATA_AXIS))
-        )
+        sample_axes = 3 if rows is None else rows.ndim  # (updates, [members,] accumulate, batch)
 
         def put(chunk: Chunk):
             inputs, targets = jax.device_put((chunk.inputs, chunk.targets), placed)
-            check = first_bad_sample(inputs, targets, self.limits, 3)
+            check = first_bad_sample(inputs, targets, self.limits, sample_axes)
             return chunk._replace(inputs=inputs, targets=targets), check
 
-        yield from prefetch_items(chunks, put, prefetch)
+        empty = done == 0
+        for chunk, check in prefetch_items(chunks, put, prefetch):
+            self._raise_for_bad(check, chunk, epoch)
+            empty = False
+            yield chunk
+        if empty:
+            raise ValueError(
+                f"{self.where}: `train_data` gave no update in epoch {epoch} (an empty stream, "
+                f"or fewer batches than accumulate_steps={self.accumulate_steps})."
+            )
 
-    def bad_sample_error(self, check: Any, chunk: Chunk, epoch: int) -> ValueError | None:
-        """The error for a chunk whose device check found a bad sample, else None."""
+    def _raise_for_bad(self, check: Any, chunk: Chunk, epoch: int) -> None:
+        """Raises for a chunk whose device check found a bad sample."""
         position, problem = (int(v) for v in jax.device_get(check))
         if position < 0:
-            return None
-        return ValueError(
+            return
+        raise ValueError(
             f"{self.where}: `train_data` holds {problem_text(problem, self.limits)} at "
             f"{chunk.origin(position)} (epoch {epoch}); training stopped before the chunk "
             "holding it, and the last good state is in this error's `.result`. Remove or fix "
             "that sample."
         )
 
-    def metrics_source(self, epoch: int, prefetch: int):
-        """What `history_row` scores the training metrics on after `epoch`: the device arrays,
-        or a function making one evaluation pass over the host arrays or the stream."""
+    def metrics_source(self, prefetch: int):
+        """What `history_row` scores the training metrics on after an epoch: the device
+        arrays, or a function ``(state, epoch)`` making one evaluation pass over the host
+        arrays or the stream."""
         if self.kind == "device":
             return self.inputs, self.targets
         if self.kind == "host":
-            return lambda state: _Batches(
+            return lambda state, epoch: _Batches(
                 _array_batches(
                     self.inputs, self.targets, EVAL_BATCH_SIZE, True, self.limits, prefetch
                 ),
                 self.limits,
             )
-        return lambda state: _Batches(
+        return lambda state, epoch: _Batches(
             _stream_batches(self.stream, epoch, self.limits, prefetch, True), self.limits
         )

@@ -7,9 +7,10 @@ Every piece it calls is usable in a loop of one's own: `inputs.prepare_data`,
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ from jax.sharding import Mesh
 
 from fnnet import _checks
 from fnnet.data.prefetch import check_prefetch
-from fnnet.data.sources import Chunk
+from fnnet.data.sources import Chunk, Stream
 from fnnet.nn import Layer
 from fnnet.nn.summary import totals_line
 from fnnet.optim import Optimizer
@@ -127,6 +128,18 @@ def _locator(model, loss_fn, optimizer, state, inputs, targets, batch_size, accu
         return first_nonfinite(model, loss_fn, optimizer, state, batch_at, accumulate_steps)
 
     return locate
+
+
+@contextlib.contextmanager
+def carrying_result(last_good: Callable[[], FitResult]) -> Iterator[None]:
+    """Gives a ValueError or TypeError raised inside (bad data found mid-epoch, an error of
+    the stream) ``.result = last_good()``: the state and history it stopped at."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        if not hasattr(error, "result"):
+            error.result = last_good()
+        raise
 
 
 def _call(callbacks: list[Callback], hook: str, result: FitResult, *args, on_replace=None):
@@ -309,15 +322,10 @@ def fit(
     sharding.check_divides("fit", "batch_size", batch_size, mesh)
     state = _start_state(model, optimizer, key, initial_state, data.inputs.shape[1:])
     check_master_weights("fit", precision, state.params)
-    validation = _validation("fit", validation_data, model)
+    validation = validation_sources("fit", validation_data, model, epochs)
     data.prepare(model, state, loss_fn, validation)
-    arrays = {name: v for name, v in validation.items() if isinstance(v, tuple)}
-    if data.kind == "device":
-        arrays["train_data"] = (data.inputs, data.targets)
-    state, arrays = sharding.replicate(mesh, (state, arrays))
-    validation.update((name, v) for name, v in arrays.items() if name != "train_data")
-    if data.kind == "device":
-        data.inputs, data.targets = arrays["train_data"]
+    state = sharding.replicate(mesh, state)
+    replicate_arrays(mesh, data, validation)
     keys = history_keys(metric_items, validation_data is not None)
     check_monitors("fit", callback_list, keys)
     every = every_steps(savers)
@@ -334,7 +342,8 @@ def fit(
                            batch_size, accumulate_steps, dispatch, mesh)  # fmt: skip
     progress = Progress(verbose, epochs)
     progress.say(
-        _start_line(
+        start_line(
+            "fit",
             data,
             batch_size,
             accumulate_steps,
@@ -373,8 +382,8 @@ def fit(
             state, losses = train.epoch(state, history, epoch, partial, size, every, total)
         partial = None
         row = history_row(model, state, loss_fn, metric_items, losses,
-                          data.metrics_source(epoch, prefetch), validation.get("validation_data"),
-                          mesh)  # fmt: skip
+                          data.metrics_source(prefetch), validation.get("validation_data"),
+                          mesh, epoch=epoch)  # fmt: skip
         row.update(lr=current_learning_rate(optimizer, state.opt_state),
                    seconds=time.perf_counter() - progress.started)  # fmt: skip
         for name, value in row.items():
@@ -393,22 +402,38 @@ def fit(
     return FitResult(state, history)
 
 
-def _validation(where: str, validation_data: Any, model: Layer) -> dict[str, Any]:
+def validation_sources(where: str, validation_data: Any, model: Layer,
+                       epochs: int) -> dict[str, Any]:  # fmt: skip
     """``{"validation_data": ...}`` as `history_row` takes it (empty without): device arrays
-    checked now, or a function making each epoch's evaluation pass over host arrays or a
-    stream (checked batch by batch)."""
+    checked now, or a function ``(state, epoch)`` making each epoch's evaluation pass over
+    host arrays or a stream (checked batch by batch; a callable is called with the epoch, a
+    one-shot generator refused for more than one epoch)."""
     if validation_data is None:
         return {}
     if is_arrays(validation_data):
         pair = _checks.data_pair(where, "validation_data", validation_data)
         if not any(isinstance(x, np.memmap) for x in pair):
             return {"validation_data": prepare_data(where, "validation_data", pair, model)}
+    else:
+        validation_data = Stream(where, "validation_data", validation_data, epochs=epochs)
 
-    def source(state: TrainState) -> Any:
+    def source(state: TrainState, epoch: int) -> Any:
         return evaluation_source(where, "validation_data", validation_data, model, state,
-                                 batch_size=EVAL_BATCH_SIZE)  # fmt: skip
+                                 batch_size=EVAL_BATCH_SIZE, epoch=epoch)  # fmt: skip
 
     return {"validation_data": source}
+
+
+def replicate_arrays(mesh: Mesh | None, data: TrainingData, validation: dict[str, Any]) -> None:
+    """The run's device arrays (training, and validation as `validation_sources` gives it)
+    replaced by copies on every device of `mesh` (nothing without one)."""
+    arrays = {name: v for name, v in validation.items() if isinstance(v, tuple)}
+    if data.kind == "device":
+        arrays["train_data"] = (data.inputs, data.targets)
+    arrays = sharding.replicate(mesh, arrays)
+    validation.update((name, v) for name, v in arrays.items() if name != "train_data")
+    if data.kind == "device":
+        data.inputs, data.targets = arrays["train_data"]
 
 
 class _EpochTrainer:
@@ -420,8 +445,8 @@ class _EpochTrainer:
                  others) -> None:  # fmt: skip
         self.batch_size = batch_size
         self.model, self.loss_fn, self.optimizer, self.runner = model, loss_fn, optimizer, runner
-        self.data, self.accumulate_steps, self.mesh, self.prefetch = (data, accumulate_steps,
-                                                                      mesh, prefetch)  # fmt: skip
+        self.data, self.accumulate_steps, self.prefetch = data, accumulate_steps, prefetch
+        self.placed = sharding.split_on(mesh, 2)  # (updates, accumulate, batch, ...)
         self.progress, self.savers, self.others = progress, savers, others
         self._warned = False
 
@@ -448,12 +473,9 @@ class _EpochTrainer:
         chunks = self.data.chunks(self._rows(state, done), epoch, done=done,
                                   loader_state=partial.loader_state if partial else None,
                                   steps_per_execution=chunk_size, every_steps=every,
-                                  prefetch=self.prefetch, mesh=self.mesh)  # fmt: skip
-        try:
-            for chunk, check in chunks:
-                error = None if check is None else self.data.bad_sample_error(check, chunk, epoch)
-                if error is not None:
-                    raise error
+                                  prefetch=self.prefetch, placed=self.placed)  # fmt: skip
+        with carrying_result(lambda: FitResult(state, history)):
+            for chunk in chunks:
                 state, chunk_losses, commit = self.run(state, chunk, commit)
                 losses.append(np.asarray(chunk_losses))
                 so_far = np.concatenate(losses)
@@ -474,15 +496,6 @@ class _EpochTrainer:
                 if every is not None and done % every == 0 and done != total:
                     self._save(epoch, Partial(done, so_far.tolist(), chunk.loader_state),
                                state, history)  # fmt: skip
-        except (ValueError, TypeError) as error:
-            if not isinstance(error, NonFiniteLossError) and not hasattr(error, "result"):
-                error.result = FitResult(state, history)  # the last good state goes with it
-            raise
-        if done == 0:
-            raise ValueError(
-                f"fit: `train_data` gave no update in epoch {epoch} (an empty stream, or fewer "
-                f"batches than accumulate_steps={self.accumulate_steps})."
-            )
         return state, np.concatenate(losses)
 
     def _rows(self, state: TrainState, done: int) -> np.ndarray | None:
@@ -522,20 +535,24 @@ def _runner(model, loss_fn, optimizer, state, inputs, targets, batch_size, accum
     return runner, mode
 
 
-def _start_line(data: TrainingData, batch_size: int, accumulate_steps: int, mode: str,
-                devices: int, precision: str = "float32",
-                steps_per_execution: int | None = None) -> str:  # fmt: skip
+def start_line(where: str, data: TrainingData, batch_size: int, accumulate_steps: int,
+               mode: str, devices: int, precision: str = "float32",
+               steps_per_execution: int | None = None,
+               members: int | None = None) -> str:  # fmt: skip
+    """The run's first line: its data, batches, dispatch and arithmetic (and an ensemble's
+    members)."""
     how = {"scan": "each epoch one compiled program", "step": "one jitted step per mini-batch"}
     per_update = f", {accumulate_steps} per update" if accumulate_steps > 1 else ""
     split = f", each split over {devices} devices" if devices > 1 else ""
     arithmetic = {"float32": "", "highest": ", float32 matmuls at full precision",
                   "bfloat16": ", computing in bfloat16"}  # fmt: skip
     chunk = steps_per_execution or DEFAULT_STEPS_PER_EXECUTION
+    head = f"{where}: {members} members, " if members else f"{where}: "
     if data.kind == "stream":
-        what = f"fit: a stream of batches of {batch_size}{per_update}{split}"
+        what = f"{head}a stream of batches of {batch_size}{per_update}{split}"
         how[mode] = f"chunks of {chunk} updates" if mode == "scan" else how[mode]
     else:
-        what = (f"fit: {data.samples} samples, {data.samples // batch_size} steps of "
+        what = (f"{head}{data.samples} samples, {data.samples // batch_size} steps of "
                 f"{batch_size} per epoch{per_update}{split}")  # fmt: skip
         if data.kind == "host":
             how[mode] = f"streamed from the host in chunks of {chunk} updates"

@@ -65,6 +65,15 @@ def split_batch(mesh: Mesh | None, tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), tree)
 
 
+def split_on(mesh: Mesh | None, axis: int | None) -> NamedSharding | None:
+    """The sharding of arrays split over "data" along `axis` (replicated for None) on
+    `mesh`; None without a mesh."""
+    if mesh is None:
+        return None
+    return NamedSharding(mesh, PartitionSpec() if axis is None else
+                         PartitionSpec(*[None] * axis, DATA_AXIS))  # fmt: skip
+
+
 def replicate(mesh: Mesh | None, tree: Any) -> Any:
     """`tree` copied onto every device of `mesh` (unchanged without one). A typed PRNG key
     travels as its key data, which `device_put` can place on other processes' devices."""
