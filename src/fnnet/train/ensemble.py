@@ -291,8 +291,9 @@ def fit_ensemble(
 
 
 def _member_rows(runner: EpochRunner, samples: int | None) -> Callable:
-    """``rows(states) -> (updates, K, 1, batch_size)``: every member's sample ids of the
-    epoch (each from its own key), updates first as `TrainingData.chunks` cuts them."""
+    """``rows(states) -> (updates, K, 1, batch_size)`` (1: no accumulation): every member's
+    sample ids of the epoch (each from its own key), updates first as `TrainingData.chunks`
+    cuts them."""
 
     def rows(states):
         return jnp.swapaxes(jax.vmap(lambda state: runner.indices(state, samples))(states), 0, 1)
