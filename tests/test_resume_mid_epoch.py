@@ -12,15 +12,11 @@ import numpy as np
 import pytest
 
 from fnnet import checkpoint, losses, nn, optim, train
-from test_checkpointing import blobs as checkpointing_blobs
-
-
-def blobs(n=160):
-    return checkpointing_blobs(n)
+from test_checkpointing import blobs
 
 
 def fit(data, directory=None, **overrides):
-    x, y = blobs()
+    x, y = blobs(160)
     arguments = dict(epochs=4, batch_size=None if not isinstance(data, tuple) else 16,
                      key=jax.random.key(0), verbose=False, validation_data=(x[:40], y[:40]),
                      metrics=("accuracy",))  # fmt: skip
@@ -109,11 +105,11 @@ def kinds(x, y):
     }
 
 
-@pytest.mark.parametrize("kind", list(kinds(*blobs())))
+@pytest.mark.parametrize("kind", list(kinds(*blobs(160))))
 def test_a_run_cut_inside_an_epoch_resumes_there_and_ends_bit_identical(
     tmp_path, monkeypatch, kind
 ):
-    x, y = blobs()
+    x, y = blobs(160)
     make = kinds(x[40:], y[40:])[kind]
     placement = {"data_placement": "host"} if kind == "host arrays" else {}
     whole = fit(make(), tmp_path / "whole", **placement)  # the same chunks, never cut
@@ -134,7 +130,7 @@ def test_a_run_cut_inside_an_epoch_resumes_there_and_ends_bit_identical(
 
 
 def test_keep_counts_in_epoch_and_epoch_end_checkpoints_together(tmp_path):
-    x, y = blobs()
+    x, y = blobs(160)
     fit((x[40:], y[40:]), checkpoint=train.Checkpoint(tmp_path, every_steps=2, keep=3))
     assert sorted(os.listdir(tmp_path)) == [
         "epoch-000004-update-000000004.ckpt",
